@@ -1,0 +1,84 @@
+//! Stage one of config loading: the file's shape, exactly as written.
+//!
+//! Every key is optional and every table denies unknown keys, so the user's
+//! file is parsed on its own and any error points at its own line and key.
+//! The embedded default is parsed the same way and fills in what the user
+//! left out ([`RawConfig::or`]).
+
+use serde::Deserialize;
+
+/// Declares a config table whose keys are all optional, with a merge.
+macro_rules! section {
+    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $(pub $field: Option<$ty>,)*
+        }
+
+        impl $name {
+            /// Keys set here win; the rest come from `fallback`.
+            pub fn or(self, fallback: Self) -> Self {
+                Self { $($field: self.$field.or(fallback.$field),)* }
+            }
+        }
+    };
+}
+
+section!(RawModels { dir: String, verify_checksums: bool });
+section!(RawRuntime { onnxruntime: String });
+section!(RawAsr {
+    language: String,
+    threads: u32,
+    english_model: String,
+    multilingual_model: String,
+    no_speech_threshold: f32,
+});
+section!(RawVad {
+    model: String,
+    threshold: f32,
+    min_speech_ms: u32,
+    min_silence_ms: u32,
+    speech_pad_ms: u32,
+});
+section!(RawTts {
+    english_voice: String,
+    rate: f32,
+    elder_rate: f32,
+    threads: u32,
+    espeak_data: String,
+});
+section!(RawSimulate { reply_dir: String });
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub models: RawModels,
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub asr: RawAsr,
+    #[serde(default)]
+    pub vad: RawVad,
+    #[serde(default)]
+    pub tts: RawTts,
+    #[serde(default)]
+    pub simulate: RawSimulate,
+}
+
+impl RawConfig {
+    /// Tables merged key by key; keys set here win.
+    pub fn or(self, fallback: RawConfig) -> RawConfig {
+        RawConfig {
+            models: self.models.or(fallback.models),
+            runtime: self.runtime.or(fallback.runtime),
+            asr: self.asr.or(fallback.asr),
+            vad: self.vad.or(fallback.vad),
+            tts: self.tts.or(fallback.tts),
+            simulate: self.simulate.or(fallback.simulate),
+        }
+    }
+}

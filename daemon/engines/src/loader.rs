@@ -1,0 +1,104 @@
+//! Loads the engines a command needs from the validated config, once.
+//!
+//! Model files are named in the config by their path in the model directory
+//! (as listed in `models/manifest.toml`) and verified before loading.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use voicebot_core::config::Config;
+use voicebot_core::manifest::{Manifest, ModelStore};
+use voicebot_core::{EngineError, SpeechRecognizer, SpeechSynthesizer, VoiceActivityModel};
+
+use crate::espeak_tts::EspeakTts;
+use crate::piper_tts::{find_espeak_data, PiperTts, PiperVoiceFiles};
+use crate::silero_vad::SileroVad;
+use crate::voices::VoiceRouter;
+use crate::whisper_asr::{WhisperRecognizer, WhisperSettings};
+use crate::onnx_runtime;
+
+/// Which engines to load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineNeeds {
+    pub asr_english: bool,
+    pub asr_multilingual: bool,
+    pub vad: bool,
+    pub tts: bool,
+}
+
+impl EngineNeeds {
+    /// Everything: the daemon and `simulate`.
+    pub fn all() -> Self {
+        EngineNeeds { asr_english: true, asr_multilingual: true, vad: true, tts: true }
+    }
+}
+
+/// The loaded engines, shared by every call.
+#[derive(Clone, Default)]
+pub struct Engines {
+    pub asr: Option<Arc<dyn SpeechRecognizer>>,
+    pub vad: Option<Arc<dyn VoiceActivityModel>>,
+    pub tts: Option<Arc<dyn SpeechSynthesizer>>,
+}
+
+/// The model store the config points at.
+pub fn model_store(config: &Config) -> ModelStore {
+    let mut store = ModelStore::new(config.models.dir.clone(), Manifest::embedded());
+    store.verify_hashes = config.models.verify_checksums;
+    store
+}
+
+/// Loads what `needs` asks for.
+///
+/// # Errors
+/// A missing or corrupt model file, a missing runtime library, or an engine
+/// that rejects its model.
+pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError> {
+    let store = model_store(config);
+    let mut engines = Engines::default();
+    if needs.asr_english || needs.asr_multilingual {
+        let english = needs.asr_english.then(|| store.verified(&config.asr.english_model)).transpose()?;
+        let multilingual =
+            needs.asr_multilingual.then(|| store.verified(&config.asr.multilingual_model)).transpose()?;
+        let settings = WhisperSettings {
+            threads: config.asr.threads,
+            no_speech_threshold: config.asr.no_speech_threshold,
+        };
+        let asr = WhisperRecognizer::load(english.as_deref(), multilingual.as_deref(), settings)?;
+        engines.asr = Some(Arc::new(asr));
+    }
+    if needs.vad {
+        let runtime = onnx_runtime::library_path(config.runtime.onnxruntime.as_deref(), &store)?;
+        let environment = onnx_runtime::environment(&runtime)?;
+        let model = store.verified(&config.vad.model)?;
+        engines.vad = Some(Arc::new(SileroVad::load(environment, &model)?));
+    }
+    if needs.tts {
+        engines.tts = Some(Arc::new(load_voices(config, &store)?));
+    }
+    Ok(engines)
+}
+
+fn load_voices(config: &Config, store: &ModelStore) -> Result<VoiceRouter, EngineError> {
+    let model = store.verified(&config.tts.english_voice)?;
+    let tokens_path = sibling(&config.tts.english_voice, "tokens.txt");
+    let tokens = store.verified(&tokens_path)?;
+    let espeak_data = match &config.tts.espeak_data {
+        Some(dir) => dir.clone(),
+        None => find_espeak_data().ok_or_else(|| EngineError::Load {
+            engine: "Piper TTS",
+            path: "espeak-ng-data".into(),
+            reason: "espeak-ng data not found; install espeak-ng-data or set [tts] espeak_data".into(),
+        })?,
+    };
+    let english = PiperTts::load(&PiperVoiceFiles { model, tokens, espeak_data }, config.tts.threads)?;
+    Ok(VoiceRouter { english: Some(english), mandarin: Some(EspeakTts::mandarin()?) })
+}
+
+/// `dir/name` for the directory of `path` (paths in the store use `/`).
+fn sibling(path: &str, name: &str) -> String {
+    match Path::new(path).parent().and_then(Path::to_str) {
+        Some(dir) if !dir.is_empty() => format!("{dir}/{name}"),
+        _ => name.to_owned(),
+    }
+}

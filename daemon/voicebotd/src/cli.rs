@@ -1,0 +1,81 @@
+//! The command line. Command names, flags and JSON fields are a contract that
+//! scripts outside the repository rely on: change them only compatibly.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "voicebotd", version, about = "Edge voice-bot appliance daemon")]
+pub(crate) struct Cli {
+    /// Config file (TOML); the embedded default applies to every key it leaves out.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Transcribe a WAV file (any rate and channel count).
+    Transcribe {
+        file: PathBuf,
+        /// Print {"text","language","audio_seconds","elapsed_seconds"}.
+        #[arg(long)]
+        json: bool,
+        /// auto | en | zh (default: the config's asr.language).
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Speak text into a WAV file.
+    Say {
+        text: String,
+        #[arg(long, value_name = "FILE.wav")]
+        out: PathBuf,
+        /// en | zh
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// Speaking rate: 1.0 normal, below 1.0 slower (elder mode).
+        #[arg(long)]
+        rate: Option<f32>,
+    },
+    /// Play a caller's turns through the pipeline; one JSON line per turn.
+    Simulate {
+        #[arg(required = true, value_name = "TURN.wav")]
+        turns: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// auto | en | zh (default: the config's asr.language).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Where reply WAVs go (default: the config's simulate.reply_dir).
+        #[arg(long, value_name = "DIR")]
+        reply_dir: Option<PathBuf>,
+    },
+    /// Run the daemon.
+    Run,
+    /// Check a config file and exit.
+    CheckConfig { file: PathBuf },
+    /// Print the embedded default config.
+    PrintDefaultConfig,
+    /// Fetch, list and verify models.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModelsAction {
+    /// Download, verify and convert every model into the model directory.
+    Fetch {
+        /// Only these models (comma-separated names).
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// List the manifest's models and whether their files are present.
+    List,
+    /// Check every file's sha256; non-zero exit if any is missing or corrupt.
+    Verify,
+}

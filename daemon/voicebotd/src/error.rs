@@ -1,0 +1,40 @@
+//! Errors at the top of the program, and the exit codes they map to.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 1 | runtime failure (IO, engine inference) |
+//! | 2 | usage or configuration error |
+//! | 3 | bad input (audio file, text) |
+//! | 4 | models or runtime libraries missing or corrupt |
+
+use voicebot_audio::AudioError;
+use voicebot_core::config::ConfigError;
+use voicebot_core::EngineError;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            CliError::Config(_) | CliError::Usage(_) => 2,
+            CliError::Audio(AudioError::Write { .. }) => 1,
+            CliError::Audio(_) => 3,
+            CliError::Engine(EngineError::Inference { .. }) => 1,
+            CliError::Engine(EngineError::UnsupportedLanguage { .. }) => 2,
+            CliError::Engine(_) => 4,
+        }
+    }
+}

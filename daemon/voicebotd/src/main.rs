@@ -1,0 +1,74 @@
+//! `voicebotd`: the edge voice-bot daemon and its command line.
+//!
+//! Every failure ends as one line on stderr naming what failed and with what
+//! input, and a non-zero exit code (see [`error`]); nothing panics on bad input.
+
+mod cli;
+mod commands;
+mod error;
+mod turn;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+use error::CliError;
+use voicebot_core::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Run));
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("voicebotd: error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn init_logging(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// The config from `--config`, or the embedded default.
+fn load_config(cli: &Cli) -> Result<Config, CliError> {
+    Ok(match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::embedded_default()?,
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::PrintDefaultConfig => {
+            print!("{}", voicebot_core::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            Config::from_file(file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Transcribe { file, json, lang } => {
+            commands::transcribe::run(&load_config(&cli)?, file, *json, lang.as_deref())
+        }
+        Command::Say { text, out, lang, rate } => {
+            commands::say::run(&load_config(&cli)?, text, out, lang, *rate)
+        }
+        Command::Simulate { turns, json, lang, reply_dir } => {
+            let options = commands::simulate::Options {
+                json: *json,
+                lang: lang.clone(),
+                reply_dir: reply_dir.clone(),
+            };
+            commands::simulate::run(&load_config(&cli)?, turns, &options)
+        }
+        Command::Run => commands::daemon::run(load_config(&cli)?),
+        Command::Models { action } => commands::models::run(&load_config(&cli)?, action),
+    }
+}
