@@ -18,17 +18,34 @@ pub enum EngineError {
     #[error(
         "model file {path} is corrupt: sha256 {actual}, expected {expected}; run `voicebotd models fetch` to replace it"
     )]
-    ChecksumMismatch { path: PathBuf, expected: String, actual: String },
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("cannot read model file {path}: {source}")]
-    ModelRead { path: PathBuf, source: std::io::Error },
+    ModelRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("ONNX Runtime library {path} cannot be loaded: {reason}")]
     RuntimeLibrary { path: PathBuf, reason: String },
     #[error("{engine} failed to load {path}: {reason}")]
-    Load { engine: &'static str, path: PathBuf, reason: String },
+    Load {
+        engine: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{engine} failed: {reason}")]
-    Inference { engine: &'static str, reason: String },
+    Inference {
+        engine: &'static str,
+        reason: String,
+    },
     #[error("{engine} cannot handle language {language}")]
-    UnsupportedLanguage { engine: &'static str, language: String },
+    UnsupportedLanguage {
+        engine: &'static str,
+        language: String,
+    },
 }
 
 /// Options for one recognition.

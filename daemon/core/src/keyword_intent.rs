@@ -13,19 +13,77 @@ pub struct IntentGuess {
 
 /// Phrases that always mean "give me a person".
 const HANDOVER_PHRASES: &[&str] = &[
-    "agent", "representative", "real person", "operator", "human", "转人工", "人工客服", "真人",
+    "agent",
+    "representative",
+    "real person",
+    "operator",
+    "human",
+    "转人工",
+    "人工客服",
+    "真人",
 ];
 
 /// Ordered rules: the first intent with a matching phrase wins.
 const RULES: &[(&str, &[&str])] = &[
-    ("account_security", &["stolen", "fraud", "hacked", "lost my card", "lost card", "password", "被盗", "盗刷", "诈骗", "密码"]),
-    ("order_status", &["order", "package", "parcel", "delivery", "shipped", "订单", "包裹", "快递"]),
-    ("return_refund", &["return", "refund", "money back", "退货", "退款"]),
-    ("payment_problem", &["payment", "charged", "declined", "pay ", "付款", "支付", "扣款"]),
+    (
+        "account_security",
+        &[
+            "stolen",
+            "fraud",
+            "hacked",
+            "lost my card",
+            "lost card",
+            "password",
+            "被盗",
+            "盗刷",
+            "诈骗",
+            "密码",
+        ],
+    ),
+    (
+        "order_status",
+        &[
+            "order", "package", "parcel", "delivery", "shipped", "订单", "包裹", "快递",
+        ],
+    ),
+    (
+        "return_refund",
+        &["return", "refund", "money back", "退货", "退款"],
+    ),
+    (
+        "payment_problem",
+        &[
+            "payment", "charged", "declined", "pay ", "付款", "支付", "扣款",
+        ],
+    ),
     ("store_hours", &["open", "close", "hours", "营业", "几点"]),
-    ("store_location", &["where is the store", "address", "location", "nearest", "地址", "在哪"]),
-    ("product_availability", &["in stock", "available", "do you have", "有货", "库存"]),
-    ("complaint", &["complain", "terrible", "awful", "angry", "unacceptable", "投诉", "太差"]),
+    (
+        "store_location",
+        &[
+            "where is the store",
+            "address",
+            "location",
+            "nearest",
+            "地址",
+            "在哪",
+        ],
+    ),
+    (
+        "product_availability",
+        &["in stock", "available", "do you have", "有货", "库存"],
+    ),
+    (
+        "complaint",
+        &[
+            "complain",
+            "terrible",
+            "awful",
+            "angry",
+            "unacceptable",
+            "投诉",
+            "太差",
+        ],
+    ),
     ("goodbye", &["goodbye", "bye", "that's all", "再见"]),
     ("greeting", &["hello", "hi ", "good morning", "你好"]),
     ("repeat", &["say that again", "repeat", "再说一遍"]),
@@ -37,14 +95,23 @@ const RULES: &[(&str, &[&str])] = &[
 pub fn classify(text: &str, _language: &Language) -> IntentGuess {
     let lowered = format!(" {} ", text.to_lowercase());
     if HANDOVER_PHRASES.iter().any(|p| lowered.contains(p)) {
-        return IntentGuess { intent: "human_agent", confidence: 1.0 };
+        return IntentGuess {
+            intent: "human_agent",
+            confidence: 1.0,
+        };
     }
     for (intent, phrases) in RULES {
         if phrases.iter().any(|p| lowered.contains(p)) {
-            return IntentGuess { intent, confidence: 0.6 };
+            return IntentGuess {
+                intent,
+                confidence: 0.6,
+            };
         }
     }
-    IntentGuess { intent: "out_of_scope", confidence: 0.0 }
+    IntentGuess {
+        intent: "out_of_scope",
+        confidence: 0.0,
+    }
 }
 
 #[cfg(test)]
@@ -60,12 +127,21 @@ mod tests {
 
     #[test]
     fn a_stolen_card_is_account_security() {
-        assert_eq!(classify("My card was stolen.", &Language::En).intent, "account_security");
+        assert_eq!(
+            classify("My card was stolen.", &Language::En).intent,
+            "account_security"
+        );
     }
 
     #[test]
     fn nothing_matching_is_out_of_scope() {
         let guess = classify("the purple elephant sings", &Language::En);
-        assert_eq!(guess, IntentGuess { intent: "out_of_scope", confidence: 0.0 });
+        assert_eq!(
+            guess,
+            IntentGuess {
+                intent: "out_of_scope",
+                confidence: 0.0
+            }
+        );
     }
 }

@@ -13,5 +13,7 @@ pub mod reply;
 pub mod speech_segments;
 pub mod wer;
 
-pub use engine::{EngineError, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel};
+pub use engine::{
+    EngineError, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel,
+};
 pub use language::{Language, LanguageChoice};

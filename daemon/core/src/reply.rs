@@ -17,7 +17,9 @@ pub fn canned_reply(intent: &str, language: &Language) -> &'static str {
         ("return_refund", true) => "商品在三十天内可以退货并全额退款。",
         ("payment_problem", false) => "I am sorry about the payment trouble. Let me look into it.",
         ("payment_problem", true) => "很抱歉付款出现问题，我来帮您查看。",
-        ("store_hours", false) => "Our stores are open from nine in the morning to nine in the evening.",
+        ("store_hours", false) => {
+            "Our stores are open from nine in the morning to nine in the evening."
+        }
         ("store_hours", true) => "我们的门店营业时间是早上九点到晚上九点。",
         ("store_location", false) => "Our nearest store is on Main Street, next to the station.",
         ("store_location", true) => "离您最近的门店在主街，车站旁边。",

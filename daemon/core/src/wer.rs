@@ -57,13 +57,9 @@ impl ErrorCount {
     pub fn of(reference: &str, hypothesis: &str) -> Self {
         let reference = normalized_tokens(reference);
         let hypothesis = normalized_tokens(hypothesis);
-        ErrorCount { errors: edit_distance(&reference, &hypothesis), reference_words: reference.len() }
-    }
-
-    pub fn add(self, other: ErrorCount) -> Self {
         ErrorCount {
-            errors: self.errors + other.errors,
-            reference_words: self.reference_words + other.reference_words,
+            errors: edit_distance(&reference, &hypothesis),
+            reference_words: reference.len(),
         }
     }
 
@@ -73,6 +69,17 @@ impl ErrorCount {
             return if self.errors == 0 { 0.0 } else { 1.0 };
         }
         self.errors as f64 / self.reference_words as f64
+    }
+}
+
+impl std::ops::Add for ErrorCount {
+    type Output = ErrorCount;
+
+    fn add(self, other: ErrorCount) -> ErrorCount {
+        ErrorCount {
+            errors: self.errors + other.errors,
+            reference_words: self.reference_words + other.reference_words,
+        }
     }
 }
 
@@ -87,12 +94,18 @@ mod tests {
 
     #[test]
     fn identical_text_up_to_case_and_punctuation_has_no_errors() {
-        assert_eq!(word_error_rate("And so, my fellow Americans.", "and so my fellow americans"), 0.0);
+        assert_eq!(
+            word_error_rate("And so, my fellow Americans.", "and so my fellow americans"),
+            0.0
+        );
     }
 
     #[test]
     fn one_substitution_in_four_words_is_a_quarter() {
-        assert_eq!(word_error_rate("where is my order", "where is my border"), 0.25);
+        assert_eq!(
+            word_error_rate("where is my order", "where is my border"),
+            0.25
+        );
     }
 
     #[test]
@@ -114,7 +127,13 @@ mod tests {
 
     #[test]
     fn pooled_counts_weight_by_length() {
-        let total = ErrorCount::of("a b c d", "a b c d").add(ErrorCount::of("e f", "x f"));
-        assert_eq!(total, ErrorCount { errors: 1, reference_words: 6 });
+        let total = ErrorCount::of("a b c d", "a b c d") + ErrorCount::of("e f", "x f");
+        assert_eq!(
+            total,
+            ErrorCount {
+                errors: 1,
+                reference_words: 6
+            }
+        );
     }
 }

@@ -11,10 +11,11 @@
 //! Each engine is loaded once and shared; per-call state lives in streams.
 
 pub mod espeak_tts;
+pub mod hearing;
+pub mod loader;
 pub mod onnx_runtime;
 pub mod piper_tts;
 pub mod silero_vad;
-pub mod loader;
 pub mod voices;
 pub mod whisper_asr;
 

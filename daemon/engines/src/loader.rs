@@ -11,11 +11,11 @@ use voicebot_core::manifest::{Manifest, ModelStore};
 use voicebot_core::{EngineError, SpeechRecognizer, SpeechSynthesizer, VoiceActivityModel};
 
 use crate::espeak_tts::EspeakTts;
-use crate::piper_tts::{find_espeak_data, PiperTts, PiperVoiceFiles};
+use crate::onnx_runtime;
+use crate::piper_tts::{PiperTts, PiperVoiceFiles, find_espeak_data};
 use crate::silero_vad::SileroVad;
 use crate::voices::VoiceRouter;
 use crate::whisper_asr::{WhisperRecognizer, WhisperSettings};
-use crate::onnx_runtime;
 
 /// Which engines to load.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,7 +29,12 @@ pub struct EngineNeeds {
 impl EngineNeeds {
     /// Everything: the daemon and `simulate`.
     pub fn all() -> Self {
-        EngineNeeds { asr_english: true, asr_multilingual: true, vad: true, tts: true }
+        EngineNeeds {
+            asr_english: true,
+            asr_multilingual: true,
+            vad: true,
+            tts: true,
+        }
     }
 }
 
@@ -57,9 +62,14 @@ pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError>
     let store = model_store(config);
     let mut engines = Engines::default();
     if needs.asr_english || needs.asr_multilingual {
-        let english = needs.asr_english.then(|| store.verified(&config.asr.english_model)).transpose()?;
-        let multilingual =
-            needs.asr_multilingual.then(|| store.verified(&config.asr.multilingual_model)).transpose()?;
+        let english = needs
+            .asr_english
+            .then(|| store.verified(&config.asr.english_model))
+            .transpose()?;
+        let multilingual = needs
+            .asr_multilingual
+            .then(|| store.verified(&config.asr.multilingual_model))
+            .transpose()?;
         let settings = WhisperSettings {
             threads: config.asr.threads,
             no_speech_threshold: config.asr.no_speech_threshold,
@@ -71,7 +81,7 @@ pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError>
         let runtime = onnx_runtime::library_path(config.runtime.onnxruntime.as_deref(), &store)?;
         let environment = onnx_runtime::environment(&runtime)?;
         let model = store.verified(&config.vad.model)?;
-        engines.vad = Some(Arc::new(SileroVad::load(environment, &model)?));
+        engines.vad = Some(Arc::new(SileroVad::load(&environment, &model)?));
     }
     if needs.tts {
         engines.tts = Some(Arc::new(load_voices(config, &store)?));
@@ -88,11 +98,22 @@ fn load_voices(config: &Config, store: &ModelStore) -> Result<VoiceRouter, Engin
         None => find_espeak_data().ok_or_else(|| EngineError::Load {
             engine: "Piper TTS",
             path: "espeak-ng-data".into(),
-            reason: "espeak-ng data not found; install espeak-ng-data or set [tts] espeak_data".into(),
+            reason: "espeak-ng data not found; install espeak-ng-data or set [tts] espeak_data"
+                .into(),
         })?,
     };
-    let english = PiperTts::load(&PiperVoiceFiles { model, tokens, espeak_data }, config.tts.threads)?;
-    Ok(VoiceRouter { english: Some(english), mandarin: Some(EspeakTts::mandarin()?) })
+    let english = PiperTts::load(
+        &PiperVoiceFiles {
+            model,
+            tokens,
+            espeak_data,
+        },
+        config.tts.threads,
+    )?;
+    Ok(VoiceRouter {
+        english: Some(english),
+        mandarin: Some(EspeakTts::mandarin()?),
+    })
 }
 
 /// `dir/name` for the directory of `path` (paths in the store use `/`).

@@ -8,15 +8,19 @@
 
 use std::path::{Path, PathBuf};
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-use voicebot_core::manifest::ModelStore;
+use ort::environment::Environment;
+
 use voicebot_core::EngineError;
+use voicebot_core::manifest::ModelStore;
 
 /// The manifest entry that carries the runtime libraries.
 pub const RUNTIME_MODEL: &str = "sherpa-onnx-runtime";
 
-static LOADED: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+/// The process's environment, once a load has succeeded. Failures are not
+/// cached, so a corrected path can be loaded later.
+static LOADED: Mutex<Option<Environment>> = Mutex::new(None);
 
 /// The ONNX Runtime library to load: `configured` if given, else the one in the model store.
 ///
@@ -34,19 +38,30 @@ pub fn library_path(configured: Option<&Path>, store: &ModelStore) -> Result<Pat
 ///
 /// # Errors
 /// `RuntimeLibrary` when the file is missing or is not a usable ONNX Runtime.
-pub fn environment(path: &Path) -> Result<&'static ort::environment::Environment, EngineError> {
-    match LOADED.get_or_init(|| load(path)) {
-        Ok(env) => Ok(env),
-        Err(reason) => {
-            Err(EngineError::RuntimeLibrary { path: path.to_path_buf(), reason: reason.clone() })
-        }
+pub fn environment(path: &Path) -> Result<Environment, EngineError> {
+    // A poisoned lock only means another thread panicked while loading; the
+    // Option inside is still consistent.
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = loaded.as_ref() {
+        return Ok(env.clone());
     }
+    let env = load(path).map_err(|reason| EngineError::RuntimeLibrary {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    *loaded = Some(env.clone());
+    Ok(env)
 }
 
-fn load(path: &Path) -> Result<ort::environment::Environment, String> {
+fn load(path: &Path) -> Result<Environment, String> {
     if !path.exists() {
-        return Err("no such file; run `voicebotd models fetch` or set [runtime] onnxruntime".into());
+        return Err(
+            "no such file; run `voicebotd models fetch` or set [runtime] onnxruntime".into(),
+        );
     }
     let builder = ort::init_from(path).map_err(|e| e.to_string())?;
-    builder.with_name("voicebotd").build().map_err(|e| e.to_string())
+    builder
+        .with_name("voicebotd")
+        .build()
+        .map_err(|e| e.to_string())
 }

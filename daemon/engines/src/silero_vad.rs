@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
-use voicebot_core::engine::{VadStream, VoiceActivityModel};
 use voicebot_core::EngineError;
+use voicebot_core::engine::{VadStream, VoiceActivityModel};
 
 const FRAME: usize = 512;
 const CONTEXT: usize = 64;
@@ -30,7 +30,11 @@ impl SileroVad {
     /// # Errors
     /// `Load` when ONNX Runtime rejects the file.
     pub fn load(environment: &Environment, model: &Path) -> Result<SileroVad, EngineError> {
-        let load_err = |reason: String| EngineError::Load { engine: ENGINE, path: model.to_path_buf(), reason };
+        let load_err = |reason: String| EngineError::Load {
+            engine: ENGINE,
+            path: model.to_path_buf(),
+            reason,
+        };
         let session = Session::builder(environment)
             .map_err(|e| load_err(e.to_string()))?
             .with_intra_threads(1)
@@ -39,7 +43,9 @@ impl SileroVad {
             .map_err(|e| load_err(e.to_string()))?
             .commit_from_file(model)
             .map_err(|e| load_err(e.to_string()))?;
-        Ok(SileroVad { session: Arc::new(Mutex::new(session)) })
+        Ok(SileroVad {
+            session: Arc::new(Mutex::new(session)),
+        })
     }
 }
 
@@ -65,20 +71,31 @@ struct SileroStream {
 }
 
 fn inference(reason: impl ToString) -> EngineError {
-    EngineError::Inference { engine: ENGINE, reason: reason.to_string() }
+    EngineError::Inference {
+        engine: ENGINE,
+        reason: reason.to_string(),
+    }
 }
 
 impl VadStream for SileroStream {
     fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, EngineError> {
         if frame.len() != FRAME {
-            return Err(inference(format!("frame of {} samples, expected {FRAME}", frame.len())));
+            return Err(inference(format!(
+                "frame of {} samples, expected {FRAME}",
+                frame.len()
+            )));
         }
         self.input.copy_within(FRAME.., 0);
         self.input[CONTEXT..].copy_from_slice(frame);
-        let input = Tensor::from_array(([1usize, CONTEXT + FRAME], self.input.clone())).map_err(inference)?;
-        let state = Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(inference)?;
+        let input = Tensor::from_array(([1usize, CONTEXT + FRAME], self.input.clone()))
+            .map_err(inference)?;
+        let state =
+            Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(inference)?;
         let rate = Tensor::from_array(((), vec![16_000i64])).map_err(inference)?;
-        let mut session = self.session.lock().map_err(|_| inference("session lock poisoned"))?;
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| inference("session lock poisoned"))?;
         let outputs = session
             .run(ort::inputs!["input" => input, "state" => state, "sr" => rate])
             .map_err(inference)?;

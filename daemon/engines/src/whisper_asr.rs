@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use voicebot_core::engine::{RecognitionOptions, RecognizerStream};
 use voicebot_core::{EngineError, Language, LanguageChoice, SpeechRecognizer, Transcript};
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 const ENGINE: &str = "whisper";
 /// whisper.cpp ignores input shorter than one second; pad up to this.
@@ -57,18 +59,24 @@ impl WhisperRecognizer {
                 reason: "no Whisper model configured".into(),
             });
         }
-        Ok(WhisperRecognizer { english, multilingual, settings })
+        Ok(WhisperRecognizer {
+            english,
+            multilingual,
+            settings,
+        })
     }
 }
 
 fn load_context(path: &Path) -> Result<Arc<WhisperContext>, EngineError> {
     let mut params = WhisperContextParameters::default();
     params.use_gpu(cfg!(feature = "cuda"));
-    WhisperContext::new_with_params(path, params).map(Arc::new).map_err(|e| EngineError::Load {
-        engine: ENGINE,
-        path: path.to_path_buf(),
-        reason: format!("{e} (is it a ggml Whisper model?)"),
-    })
+    WhisperContext::new_with_params(path, params)
+        .map(Arc::new)
+        .map_err(|e| EngineError::Load {
+            engine: ENGINE,
+            path: path.to_path_buf(),
+            reason: format!("{e} (is it a ggml Whisper model?)"),
+        })
 }
 
 impl SpeechRecognizer for WhisperRecognizer {
@@ -89,7 +97,10 @@ struct ModelState {
 
 impl ModelState {
     fn new(context: Arc<WhisperContext>) -> Self {
-        ModelState { context, state: None }
+        ModelState {
+            context,
+            state: None,
+        }
     }
 
     fn state(&mut self) -> Result<&mut WhisperState, EngineError> {
@@ -98,7 +109,9 @@ impl ModelState {
             self.state = Some(state);
         }
         // Just filled above.
-        self.state.as_mut().ok_or_else(|| inference("state missing"))
+        self.state
+            .as_mut()
+            .ok_or_else(|| inference("state missing"))
     }
 }
 
@@ -109,7 +122,10 @@ struct WhisperStream {
 }
 
 fn inference(reason: impl ToString) -> EngineError {
-    EngineError::Inference { engine: ENGINE, reason: reason.to_string() }
+    EngineError::Inference {
+        engine: ENGINE,
+        reason: reason.to_string(),
+    }
 }
 
 impl RecognizerStream for WhisperStream {
@@ -120,10 +136,12 @@ impl RecognizerStream for WhisperStream {
     ) -> Result<Transcript, EngineError> {
         let settings = self.settings;
         let (model, language) = match &options.language {
-            LanguageChoice::Fixed(Language::En) => match (&mut self.english, &mut self.multilingual) {
-                (Some(m), _) | (None, Some(m)) => (m, Some("en")),
-                (None, None) => return Err(unsupported("en")),
-            },
+            LanguageChoice::Fixed(Language::En) => {
+                match (&mut self.english, &mut self.multilingual) {
+                    (Some(m), _) | (None, Some(m)) => (m, Some("en")),
+                    (None, None) => return Err(unsupported("en")),
+                }
+            }
             LanguageChoice::Fixed(other) => match &mut self.multilingual {
                 Some(m) => (m, Some(other.code())),
                 None => return Err(unsupported(other.code())),
@@ -141,7 +159,10 @@ impl RecognizerStream for WhisperStream {
 }
 
 fn unsupported(language: &str) -> EngineError {
-    EngineError::UnsupportedLanguage { engine: ENGINE, language: language.to_owned() }
+    EngineError::UnsupportedLanguage {
+        engine: ENGINE,
+        language: language.to_owned(),
+    }
 }
 
 fn decode(
@@ -194,7 +215,11 @@ fn decode(
     Ok(Transcript {
         text: clean_text(&text),
         language,
-        no_speech_probability: if segments == 0 { 1.0 } else { no_speech_sum / segments as f32 },
+        no_speech_probability: if segments == 0 {
+            1.0
+        } else {
+            no_speech_sum / segments as f32
+        },
     })
 }
 

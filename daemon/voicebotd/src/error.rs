@@ -8,8 +8,8 @@
 //! | 4 | models or runtime libraries missing or corrupt |
 
 use voicebot_audio::AudioError;
-use voicebot_core::config::ConfigError;
 use voicebot_core::EngineError;
+use voicebot_core::config::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {

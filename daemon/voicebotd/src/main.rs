@@ -31,8 +31,12 @@ fn main() -> ExitCode {
 
 fn init_logging(daemon: bool) {
     let default = if daemon { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The config from `--config`, or the embedded default.
@@ -57,10 +61,18 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Transcribe { file, json, lang } => {
             commands::transcribe::run(&load_config(&cli)?, file, *json, lang.as_deref())
         }
-        Command::Say { text, out, lang, rate } => {
-            commands::say::run(&load_config(&cli)?, text, out, lang, *rate)
-        }
-        Command::Simulate { turns, json, lang, reply_dir } => {
+        Command::Say {
+            text,
+            out,
+            lang,
+            rate,
+        } => commands::say::run(&load_config(&cli)?, text, out, lang, *rate),
+        Command::Simulate {
+            turns,
+            json,
+            lang,
+            reply_dir,
+        } => {
             let options = commands::simulate::Options {
                 json: *json,
                 lang: lang.clone(),

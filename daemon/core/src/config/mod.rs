@@ -21,11 +21,19 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {origin}: {message}")]
     Syntax { origin: String, message: String },
     #[error("config {origin}: {key} = {value}: {problem}")]
-    Value { origin: String, key: &'static str, value: String, problem: String },
+    Value {
+        origin: String,
+        key: &'static str,
+        value: String,
+        problem: String,
+    },
 }
 
 /// The validated configuration.
@@ -112,8 +120,10 @@ impl Config {
     /// # Errors
     /// Any read, syntax, unknown-key or value problem, naming the file and key.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::from_toml(&text, &path.display().to_string())
     }
 
@@ -140,7 +150,10 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
                 format!(" (line {line}: `{content}`)")
             })
             .unwrap_or_default();
-        ConfigError::Syntax { origin: origin.to_owned(), message: format!("{}{location}", e.message()) }
+        ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: format!("{}{location}", e.message()),
+        }
     })
 }
 
@@ -163,7 +176,11 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     };
     macro_rules! take {
         ($section:ident . $field:ident) => {
-            required(raw.$section.$field.clone(), concat!(stringify!($section), ".", stringify!($field)), origin)?
+            required(
+                raw.$section.$field.clone(),
+                concat!(stringify!($section), ".", stringify!($field)),
+                origin,
+            )?
         };
     }
     let language_text: String = take!(asr.language);
@@ -181,7 +198,11 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     }
     let vad_threshold: f32 = take!(vad.threshold);
     if !(0.15..1.0).contains(&vad_threshold) {
-        return Err(bad("vad.threshold", vad_threshold.to_string(), "must be in [0.15, 1)"));
+        return Err(bad(
+            "vad.threshold",
+            vad_threshold.to_string(),
+            "must be in [0.15, 1)",
+        ));
     }
     let rate: f32 = take!(tts.rate);
     let elder_rate: f32 = take!(tts.elder_rate);
@@ -192,7 +213,11 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     }
     let tts_threads: u32 = take!(tts.threads);
     if !(1..=16).contains(&tts_threads) {
-        return Err(bad("tts.threads", tts_threads.to_string(), "must be 1 to 16"));
+        return Err(bad(
+            "tts.threads",
+            tts_threads.to_string(),
+            "must be 1 to 16",
+        ));
     }
     let non_empty = |s: String| (!s.trim().is_empty()).then(|| PathBuf::from(s));
     let millis = |ms: u32| Duration::from_millis(u64::from(ms));
@@ -201,7 +226,9 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             dir: non_empty(take!(models.dir)).unwrap_or_else(ModelStore::default_dir),
             verify_checksums: take!(models.verify_checksums),
         },
-        runtime: RuntimeConfig { onnxruntime: non_empty(take!(runtime.onnxruntime)) },
+        runtime: RuntimeConfig {
+            onnxruntime: non_empty(take!(runtime.onnxruntime)),
+        },
         asr: AsrConfig {
             language,
             threads,
@@ -223,7 +250,9 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             threads: tts_threads,
             espeak_data: non_empty(take!(tts.espeak_data)),
         },
-        simulate: SimulateConfig { reply_dir: PathBuf::from(take!(simulate.reply_dir)) },
+        simulate: SimulateConfig {
+            reply_dir: PathBuf::from(take!(simulate.reply_dir)),
+        },
     })
 }
 
@@ -249,7 +278,10 @@ mod tests {
     #[test]
     fn an_unknown_key_is_an_error_naming_it() {
         let err = Config::from_toml("[asr]\nlangauge = \"en\"\n", "t.toml").unwrap_err();
-        assert!(err.to_string().contains("langauge") && err.to_string().contains("line 2"), "{err}");
+        assert!(
+            err.to_string().contains("langauge") && err.to_string().contains("line 2"),
+            "{err}"
+        );
         assert!(err.to_string().contains("t.toml"), "{err}");
     }
 
@@ -263,7 +295,10 @@ mod tests {
     fn a_wrong_type_is_an_error_naming_the_key() {
         let err = Config::from_toml("[asr]\nthreads = \"two\"\n", "t.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("threads") && msg.contains("line 2") && msg.contains("t.toml"), "{msg}");
+        assert!(
+            msg.contains("threads") && msg.contains("line 2") && msg.contains("t.toml"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -26,8 +26,13 @@ macro_rules! section {
     };
 }
 
-section!(RawModels { dir: String, verify_checksums: bool });
-section!(RawRuntime { onnxruntime: String });
+section!(RawModels {
+    dir: String,
+    verify_checksums: bool
+});
+section!(RawRuntime {
+    onnxruntime: String
+});
 section!(RawAsr {
     language: String,
     threads: u32,

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -35,9 +35,10 @@ async fn serve(config: Config) -> Result<(), CliError> {
     let tracker = TaskTracker::new();
 
     let load_config = config.clone();
-    let engines = tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()))
-        .await
-        .map_err(|e| CliError::Failed(format!("engine loader panicked: {e}")))??;
+    let engines =
+        tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()))
+            .await
+            .map_err(|e| CliError::Failed(format!("engine loader panicked: {e}")))??;
     info!(
         model_dir = %config.models.dir.display(),
         asr = engines.asr.is_some(),
@@ -50,7 +51,10 @@ async fn serve(config: Config) -> Result<(), CliError> {
     shutdown.cancelled().await;
     info!("shutting down");
     tracker.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!(deadline = ?DRAIN_DEADLINE, "tasks did not finish in time; exiting anyway");
     }
     drop(engines);

@@ -16,9 +16,11 @@ pub(crate) fn language_choice(
     default: &LanguageChoice,
 ) -> Result<LanguageChoice, CliError> {
     match flag {
-        Some(s) => s.parse().map_err(|e: voicebot_core::language::UnknownLanguage| {
-            CliError::Usage(format!("--lang: {e}"))
-        }),
+        Some(s) => s
+            .parse()
+            .map_err(|e: voicebot_core::language::UnknownLanguage| {
+                CliError::Usage(format!("--lang: {e}"))
+            }),
         None => Ok(default.clone()),
     }
 }

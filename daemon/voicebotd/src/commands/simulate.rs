@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use voicebot_audio::Audio;
+use voicebot_core::Language;
 use voicebot_core::config::Config;
 use voicebot_core::keyword_intent;
 use voicebot_core::reply::{canned_reply, escalation_reason};
-use voicebot_core::Language;
 use voicebot_engines::loader::{self, EngineNeeds};
 
 use crate::error::CliError;
-use crate::turn::Ear;
+use crate::turn;
 
 pub(crate) struct Options {
     pub(crate) json: bool,
@@ -43,22 +43,38 @@ struct TurnLine {
 pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Result<(), CliError> {
     let language = super::language_choice(options.lang.as_deref(), &config.asr.language)?;
     // Check every input before loading models: a bad file fails fast and by name.
-    let audios: Vec<Audio> = turns.iter().map(|t| voicebot_audio::read_wav(t)).collect::<Result<_, _>>()?;
-    let reply_dir = options.reply_dir.clone().unwrap_or_else(|| config.simulate.reply_dir.clone());
+    let audios: Vec<Audio> = turns
+        .iter()
+        .map(|t| voicebot_audio::read_wav(t))
+        .collect::<Result<_, _>>()?;
+    let reply_dir = options
+        .reply_dir
+        .clone()
+        .unwrap_or_else(|| config.simulate.reply_dir.clone());
     std::fs::create_dir_all(&reply_dir).map_err(|e| {
-        CliError::Failed(format!("cannot create reply directory {}: {e}", reply_dir.display()))
+        CliError::Failed(format!(
+            "cannot create reply directory {}: {e}",
+            reply_dir.display()
+        ))
     })?;
     let mut needs = super::transcribe::needs_for(&language);
     needs.tts = true;
     let engines = loader::load(config, EngineNeeds { ..needs })?;
-    let tts = engines.tts.clone().ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
-    let mut ear = Ear::new(&engines, config)?;
+    let tts = engines
+        .tts
+        .clone()
+        .ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
+    let mut ear = turn::ear(&engines, config)?;
 
     for (index, audio) in audios.iter().enumerate() {
         let turn = index + 1;
-        let transcript = ear.hear(audio, &language)?;
+        let transcript = turn::hear(&mut ear, audio, &language)?;
         let guess = keyword_intent::classify(&transcript.text, &transcript.language);
-        let reply_language = if transcript.language == Language::Zh { Language::Zh } else { Language::En };
+        let reply_language = if transcript.language == Language::Zh {
+            Language::Zh
+        } else {
+            Language::En
+        };
         let reply_text = canned_reply(guess.intent, &reply_language);
         let speech = tts.synthesize(reply_text, &reply_language, config.tts.rate)?;
         let reply_path = reply_dir.join(format!("turn-{turn:02}.wav"));
@@ -78,10 +94,12 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
         };
         print_line(&line, options.json, &turns[index])?;
         if line.escalated && turn < turns.len() {
+            let skipped = match turns.len() - turn {
+                1 => format!("turn {}", turn + 1),
+                _ => format!("turns {}..{}", turn + 1, turns.len()),
+            };
             eprintln!(
-                "voicebotd: turns {}..{} not played: the caller was handed to an agent at turn {turn}",
-                turn + 1,
-                turns.len()
+                "voicebotd: {skipped} not played: the caller was handed to an agent at turn {turn}"
             );
             break;
         }

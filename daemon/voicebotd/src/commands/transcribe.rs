@@ -9,7 +9,7 @@ use voicebot_core::{Language, LanguageChoice};
 use voicebot_engines::loader::{self, EngineNeeds};
 
 use crate::error::CliError;
-use crate::turn::Ear;
+use crate::turn;
 
 /// The JSON contract of `transcribe --json`.
 #[derive(Debug, Serialize)]
@@ -21,16 +21,21 @@ struct TranscribeOutput {
     elapsed_seconds: f64,
 }
 
-pub(crate) fn run(config: &Config, file: &Path, json: bool, lang: Option<&str>) -> Result<(), CliError> {
+pub(crate) fn run(
+    config: &Config,
+    file: &Path,
+    json: bool,
+    lang: Option<&str>,
+) -> Result<(), CliError> {
     let language = super::language_choice(lang, &config.asr.language)?;
     // Read the input before loading models, so a bad file fails fast.
     let started = Instant::now();
     let audio = voicebot_audio::read_wav(file)?;
     let read_time = started.elapsed();
     let engines = loader::load(config, needs_for(&language))?;
-    let mut ear = Ear::new(&engines, config)?;
+    let mut ear = turn::ear(&engines, config)?;
     let started = Instant::now();
-    let transcript = ear.hear(&audio, &language)?;
+    let transcript = turn::hear(&mut ear, &audio, &language)?;
     let elapsed = started.elapsed() + read_time;
     if json {
         let out = TranscribeOutput {
@@ -39,7 +44,10 @@ pub(crate) fn run(config: &Config, file: &Path, json: bool, lang: Option<&str>) 
             audio_seconds: round3(audio.duration_seconds()),
             elapsed_seconds: round3(elapsed.as_secs_f64()),
         };
-        println!("{}", serde_json::to_string(&out).map_err(|e| CliError::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&out).map_err(|e| CliError::Failed(e.to_string()))?
+        );
     } else {
         println!("{}", transcript.text);
     }
@@ -49,7 +57,12 @@ pub(crate) fn run(config: &Config, file: &Path, json: bool, lang: Option<&str>) 
 /// English uses the English-only model; anything else the multilingual one.
 pub(crate) fn needs_for(language: &LanguageChoice) -> EngineNeeds {
     let english = *language == LanguageChoice::Fixed(Language::En);
-    EngineNeeds { asr_english: english, asr_multilingual: !english, vad: true, tts: false }
+    EngineNeeds {
+        asr_english: english,
+        asr_multilingual: !english,
+        vad: true,
+        tts: false,
+    }
 }
 
 pub(crate) fn round3(x: f64) -> f64 {

@@ -1,0 +1,369 @@
+//! The command-line contract, run as a user runs it: the real binary, real
+//! models, real audio. Bad input of every kind must give one clear line on
+//! stderr naming the file, a non-zero exit, and no panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_voicebotd"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn calls() -> PathBuf {
+    repo().join("tests/fixtures/calls")
+}
+
+fn model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VOICEBOTD_MODEL_DIR") {
+        return dir.into();
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    PathBuf::from(home).join(".cache/voicebotd/models")
+}
+
+fn jfk() -> PathBuf {
+    let path = model_dir().join("samples/jfk.wav");
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/setup.sh",
+        path.display()
+    );
+    path
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("voicebotd-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn voicebotd")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A failing run: the given exit code, one error line naming `needle`, no panic.
+fn assert_clean_failure(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("voicebotd: error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains(needle), "{needle:?} not in {line:?}");
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn transcribe_json_has_the_contract_fields_and_the_known_sentence() {
+    let out = run(bin()
+        .args(["transcribe", "--json", "--lang", "en"])
+        .arg(jfk()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let v = &lines[0];
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["audio_seconds", "elapsed_seconds", "language", "text"]
+    );
+    assert_eq!(v["language"], "en");
+    assert!((v["audio_seconds"].as_f64().unwrap() - 11.0).abs() < 0.01);
+    let text = v["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        text.contains("ask not what your country can do for you"),
+        "{text}"
+    );
+}
+
+#[test]
+fn transcribe_accepts_8khz_and_48khz_stereo_wavs() {
+    let dir = scratch("rates");
+    let stereo = dir.join("stereo48k.wav");
+    let status = Command::new("sox")
+        .arg(calls().join("agent-1.wav"))
+        .args(["-r", "48000", "-c", "2"])
+        .arg(&stereo)
+        .status()
+        .expect("sox (apt-get install sox)");
+    assert!(status.success());
+    for file in [calls().join("agent-1.wav"), stereo] {
+        let out = run(bin().args(["transcribe", "--lang", "en"]).arg(&file));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(text.contains("agent"), "{}: {text}", file.display());
+    }
+}
+
+#[test]
+fn transcribe_bad_inputs_fail_cleanly_naming_the_file() {
+    let dir = scratch("bad-audio");
+    let missing = dir.join("missing.wav");
+    assert_clean_failure(
+        &run(bin().arg("transcribe").arg(&missing)),
+        3,
+        "missing.wav: no such file",
+    );
+
+    let not_wav = dir.join("notes.wav");
+    std::fs::write(&not_wav, "this is not audio").unwrap();
+    assert_clean_failure(
+        &run(bin().arg("transcribe").arg(&not_wav)),
+        3,
+        "notes.wav: not a WAV file",
+    );
+
+    let full = std::fs::read(calls().join("order-1.wav")).unwrap();
+    let truncated = dir.join("truncated.wav");
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    assert_clean_failure(
+        &run(bin().arg("transcribe").arg(&truncated)),
+        3,
+        "truncated.wav: truncated WAV",
+    );
+
+    let empty = dir.join("empty.wav");
+    std::fs::write(&empty, voicebot_audio::encode_wav(&[], 16_000)).unwrap();
+    let out = run(bin().arg("transcribe").arg(&empty));
+    assert_clean_failure(&out, 3, "empty.wav: contains no audio (0 seconds)");
+}
+
+#[test]
+fn a_corrupt_model_fails_with_a_checksum_error() {
+    let dir = scratch("corrupt-model");
+    std::fs::create_dir_all(dir.join("whisper-tiny.en")).unwrap();
+    std::fs::write(
+        dir.join("whisper-tiny.en/ggml-tiny.en.bin"),
+        vec![7u8; 77_704_715],
+    )
+    .unwrap();
+    let out = run(bin()
+        .env("VOICEBOTD_MODEL_DIR", &dir)
+        .args(["transcribe", "--lang", "en"])
+        .arg(jfk()));
+    assert_clean_failure(&out, 4, "ggml-tiny.en.bin is corrupt");
+}
+
+#[test]
+fn a_missing_onnx_runtime_fails_naming_the_library() {
+    let dir = scratch("no-ort");
+    let config = dir.join("voicebotd.toml");
+    std::fs::write(
+        &config,
+        "[runtime]\nonnxruntime = \"/opt/none/libonnxruntime.so\"\n",
+    )
+    .unwrap();
+    let out = run(bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["transcribe", "--lang", "en"])
+        .arg(jfk()));
+    assert_clean_failure(&out, 4, "/opt/none/libonnxruntime.so");
+}
+
+#[test]
+fn say_writes_speech_that_transcribes_back() {
+    let dir = scratch("say");
+    let wav = dir.join("hello.wav");
+    let out = run(bin()
+        .args(["say", "Your parcel arrives tomorrow morning.", "--out"])
+        .arg(&wav));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(bin().args(["transcribe", "--lang", "en"]).arg(&wav));
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        text.contains("parcel") && text.contains("tomorrow"),
+        "{text}"
+    );
+}
+
+#[test]
+fn say_rejects_bad_arguments_cleanly() {
+    let dir = scratch("say-bad");
+    let out = run(bin()
+        .args(["say", "hi", "--lang", "fr", "--out"])
+        .arg(dir.join("x.wav")));
+    assert_clean_failure(&out, 2, "fr");
+    let out = run(bin()
+        .args(["say", "hi", "--rate", "9", "--out"])
+        .arg(dir.join("x.wav")));
+    assert_clean_failure(&out, 2, "--rate");
+    let out = run(bin().args(["say", "hi", "--out", "/nonexistent/dir/x.wav"]));
+    assert_clean_failure(&out, 1, "/nonexistent/dir/x.wav");
+}
+
+#[test]
+fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
+    let dir = scratch("simulate");
+    let turns = ["order-1.wav", "order-3.wav"].map(|t| calls().join(t));
+    let out = run(bin()
+        .args(["simulate", "--json", "--lang", "en", "--reply-dir"])
+        .arg(&dir)
+        .args(&turns));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    let fields = [
+        "turn",
+        "transcript",
+        "language",
+        "intent",
+        "confidence",
+        "emotion",
+        "reply_text",
+        "reply_audio",
+        "escalated",
+        "reason",
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        for field in fields {
+            assert!(line.get(field).is_some(), "turn {i} lacks {field}: {line}");
+        }
+        assert_eq!(line["turn"], i + 1);
+        let reply = PathBuf::from(line["reply_audio"].as_str().unwrap());
+        assert!(
+            std::fs::metadata(&reply).unwrap().len() > 10_000,
+            "{}",
+            reply.display()
+        );
+    }
+    assert_eq!(lines[0]["intent"], "order_status");
+    assert_eq!(lines[1]["intent"], "goodbye");
+    assert_eq!(lines[1]["escalated"], false);
+}
+
+#[test]
+fn simulate_hands_over_a_stolen_card_and_stops() {
+    let dir = scratch("simulate-sensitive");
+    let turns = ["stolen-1.wav", "order-1.wav"].map(|t| calls().join(t));
+    let out = run(bin()
+        .args(["simulate", "--json", "--reply-dir"])
+        .arg(&dir)
+        .args(&turns));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "no turn after the hand-over");
+    assert_eq!(lines[0]["intent"], "account_security");
+    assert_eq!(lines[0]["escalated"], true);
+    assert_eq!(lines[0]["reason"], "sensitive");
+    assert!(stderr(&out).contains("turn 2 not played"));
+}
+
+#[test]
+fn simulate_rejects_a_bad_turn_before_loading_models() {
+    let dir = scratch("simulate-bad");
+    let bad = dir.join("broken.wav");
+    std::fs::write(&bad, b"RIFF").unwrap();
+    let out = run(bin()
+        .args(["simulate", "--reply-dir"])
+        .arg(&dir)
+        .arg(calls().join("order-1.wav"))
+        .arg(&bad));
+    assert_clean_failure(&out, 3, "broken.wav");
+}
+
+#[test]
+fn the_printed_default_config_checks_and_bad_configs_name_the_key() {
+    let dir = scratch("config");
+    let out = run(bin().arg("print-default-config"));
+    assert!(out.status.success());
+    let default = dir.join("default.toml");
+    std::fs::write(&default, &out.stdout).unwrap();
+    assert!(
+        run(bin().arg("check-config").arg(&default))
+            .status
+            .success()
+    );
+
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[asr]\nthreads = 2\nlangauge = \"en\"\n").unwrap();
+    assert_clean_failure(&run(bin().arg("check-config").arg(&typo)), 2, "langauge");
+
+    let value = dir.join("value.toml");
+    std::fs::write(&value, "[vad]\nthreshold = 1.5\n").unwrap();
+    assert_clean_failure(
+        &run(bin().arg("check-config").arg(&value)),
+        2,
+        "vad.threshold",
+    );
+
+    let out = run(bin().arg("check-config").arg(dir.join("absent.toml")));
+    assert_clean_failure(&out, 2, "absent.toml");
+}
+
+#[test]
+fn models_verify_passes_on_the_fetched_models_and_fails_on_an_empty_dir() {
+    let out = run(bin().args(["models", "verify"]));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("whisper-tiny.en/ggml-tiny.en.bin"),
+        "{listing}"
+    );
+
+    let empty = scratch("models-empty");
+    let out = run(bin()
+        .env("VOICEBOTD_MODEL_DIR", &empty)
+        .args(["models", "verify"]));
+    assert_clean_failure(&out, 4, "models fetch");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MISSING"));
+}
+
+#[test]
+fn the_daemon_becomes_ready_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .arg("run")
+        .env("VOICEBOTD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("voicebotd ready") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("voicebotd ready"), "{seen}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    assert!(exit.success(), "{exit:?}: {rest}");
+    assert!(
+        rest.contains("SIGTERM received") && rest.contains("stopped"),
+        "{rest}"
+    );
+}
