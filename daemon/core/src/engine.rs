@@ -74,6 +74,15 @@ pub trait SpeechRecognizer: Send + Sync {
 
 /// Per-call recognition state.
 pub trait RecognizerStream: Send {
+    /// Allocates what recognising `language` will need, so the first turn does
+    /// not pay for it. Channels call this when a call starts.
+    ///
+    /// # Errors
+    /// Fails when the engine cannot allocate its state.
+    fn prepare(&mut self, _language: &LanguageChoice) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// Transcribes 16 kHz mono audio. Silence yields an empty text, not a guess.
     ///
     /// # Errors

@@ -41,6 +41,14 @@ impl Ear {
         })
     }
 
+    /// Allocates per-call state before the first turn (see [`RecognizerStream::prepare`]).
+    ///
+    /// # Errors
+    /// Fails when the engine cannot allocate its state.
+    pub fn prepare(&mut self, language: &LanguageChoice) -> Result<(), EngineError> {
+        self.asr.prepare(language)
+    }
+
     /// Recognises one turn of 16 kHz mono audio.
     ///
     /// # Errors

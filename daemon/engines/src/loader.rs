@@ -73,6 +73,14 @@ pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError>
         let settings = WhisperSettings {
             threads: config.asr.threads,
             no_speech_threshold: config.asr.no_speech_threshold,
+            fit_audio_ctx: config.asr.fit_audio_ctx,
+            temperature_fallback: config.asr.temperature_fallback,
+            detect_among: config
+                .asr
+                .detect_among
+                .iter()
+                .map(|l| l.code().to_owned())
+                .collect(),
         };
         let asr = WhisperRecognizer::load(english.as_deref(), multilingual.as_deref(), settings)?;
         engines.asr = Some(Arc::new(asr));

@@ -26,10 +26,30 @@ const MIN_SAMPLES: usize = 16_000 * 5 / 4;
 const CHINESE_PROMPT: &str = "以下是普通话的句子。";
 
 /// Decoding settings shared by every stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WhisperSettings {
     pub threads: u32,
     pub no_speech_threshold: f32,
+    /// Size the encoder's context to the utterance instead of a 30 s window.
+    pub fit_audio_ctx: bool,
+    /// Re-decode at higher temperatures when greedy decoding looks wrong.
+    pub temperature_fallback: bool,
+    /// With language detection, the languages callers may speak (e.g. en, zh):
+    /// the most probable of these wins, so Mandarin is never decoded as Japanese.
+    pub detect_among: Vec<String>,
+}
+
+/// Encoder frames are 20 ms: 320 samples at 16 kHz.
+const SAMPLES_PER_AUDIO_CTX: usize = 320;
+const FULL_AUDIO_CTX: usize = 1500;
+/// The encoder window language detection uses: 384 frames, 7.68 s.
+const DETECT_AUDIO_CTX: i32 = 384;
+
+/// The encoder context for `samples` of audio: the utterance plus a margin,
+/// rounded up to a multiple of 64, never more than the full 30 s window.
+pub fn fitted_audio_ctx(samples: usize) -> usize {
+    let needed = samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + 64;
+    (needed.div_ceil(64) * 64).min(FULL_AUDIO_CTX)
 }
 
 /// The loaded Whisper models.
@@ -84,7 +104,7 @@ impl SpeechRecognizer for WhisperRecognizer {
         Ok(Box::new(WhisperStream {
             english: self.english.clone().map(ModelState::new),
             multilingual: self.multilingual.clone().map(ModelState::new),
-            settings: self.settings,
+            settings: self.settings.clone(),
         }))
     }
 }
@@ -93,6 +113,8 @@ impl SpeechRecognizer for WhisperRecognizer {
 struct ModelState {
     context: Arc<WhisperContext>,
     state: Option<WhisperState>,
+    /// Used only for language detection (see [`ModelState::detection_state`]).
+    detection: Option<WhisperState>,
 }
 
 impl ModelState {
@@ -100,6 +122,7 @@ impl ModelState {
         ModelState {
             context,
             state: None,
+            detection: None,
         }
     }
 
@@ -108,10 +131,39 @@ impl ModelState {
             let state = self.context.create_state().map_err(inference)?;
             self.state = Some(state);
         }
-        // Just filled above.
         self.state
             .as_mut()
             .ok_or_else(|| inference("state missing"))
+    }
+
+    /// A state whose encoder window is [`DETECT_AUDIO_CTX`] frames.
+    ///
+    /// whisper.cpp's language detection ignores `audio_ctx` and encodes the
+    /// state's last-used window, a full 30 s on a fresh state. This state is
+    /// primed once with one short decode at the detection window and never
+    /// used for anything else, so every detection encodes only the first
+    /// 7.7 s of a turn: enough to tell the language, at a quarter of the cost.
+    fn detection_state(&mut self, threads: u32) -> Result<&mut WhisperState, EngineError> {
+        if self.detection.is_none() {
+            let mut state = self.context.create_state().map_err(inference)?;
+            let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+            params.set_n_threads(threads as i32);
+            params.set_language(Some("en"));
+            params.set_audio_ctx(DETECT_AUDIO_CTX);
+            params.set_max_tokens(1);
+            params.set_temperature_inc(0.0);
+            params.set_print_progress(false);
+            params.set_print_realtime(false);
+            params.set_print_special(false);
+            params.set_print_timestamps(false);
+            state
+                .full(params, &vec![0.0; MIN_SAMPLES])
+                .map_err(inference)?;
+            self.detection = Some(state);
+        }
+        self.detection
+            .as_mut()
+            .ok_or_else(|| inference("detection state missing"))
     }
 }
 
@@ -129,32 +181,93 @@ fn inference(reason: impl ToString) -> EngineError {
 }
 
 impl RecognizerStream for WhisperStream {
+    fn prepare(&mut self, language: &LanguageChoice) -> Result<(), EngineError> {
+        let threads = self.settings.threads;
+        if let Some(english) = self.english.as_mut() {
+            english.state()?;
+        }
+        if let Some(multilingual) = self.multilingual.as_mut() {
+            multilingual.state()?;
+            if *language == LanguageChoice::Auto {
+                multilingual.detection_state(threads)?;
+            }
+        }
+        Ok(())
+    }
+
     fn transcribe(
         &mut self,
         pcm_16k: &[f32],
         options: &RecognitionOptions,
     ) -> Result<Transcript, EngineError> {
-        let settings = self.settings;
-        let (model, language) = match &options.language {
+        let settings = &self.settings;
+        let audio = padded(pcm_16k);
+        match &options.language {
             LanguageChoice::Fixed(Language::En) => {
-                match (&mut self.english, &mut self.multilingual) {
-                    (Some(m), _) | (None, Some(m)) => (m, Some("en")),
-                    (None, None) => return Err(unsupported("en")),
-                }
+                let model = self
+                    .english
+                    .as_mut()
+                    .or(self.multilingual.as_mut())
+                    .ok_or_else(|| unsupported("en"))?;
+                decode(model.state()?, &audio, Some("en"), settings)
             }
-            LanguageChoice::Fixed(other) => match &mut self.multilingual {
-                Some(m) => (m, Some(other.code())),
-                None => return Err(unsupported(other.code())),
+            LanguageChoice::Fixed(other) => {
+                let model = self
+                    .multilingual
+                    .as_mut()
+                    .ok_or_else(|| unsupported(other.code()))?;
+                decode(model.state()?, &audio, Some(other.code()), settings)
+            }
+            LanguageChoice::Auto => match (self.multilingual.as_mut(), self.english.as_mut()) {
+                (Some(multilingual), english) => {
+                    let detection = multilingual.detection_state(settings.threads)?;
+                    let language = detect_language(detection, &audio, settings)?;
+                    match (language.as_str(), english) {
+                        // English goes to the faster English-only model.
+                        ("en", Some(english)) => {
+                            decode(english.state()?, &audio, Some("en"), settings)
+                        }
+                        (code, _) => decode(multilingual.state()?, &audio, Some(code), settings),
+                    }
+                }
+                (None, Some(english)) => decode(english.state()?, &audio, Some("en"), settings),
+                (None, None) => Err(unsupported("auto")),
             },
-            LanguageChoice::Auto => match (&mut self.multilingual, &mut self.english) {
-                (Some(m), _) => (m, None),
-                (None, Some(m)) => (m, Some("en")),
-                (None, None) => return Err(unsupported("auto")),
-            },
-        };
-        let language_owned = language.map(str::to_owned);
-        let state = model.state()?;
-        decode(state, pcm_16k, language_owned.as_deref(), settings)
+        }
+    }
+}
+
+/// Pads audio shorter than whisper.cpp's one-second minimum with silence.
+fn padded(pcm_16k: &[f32]) -> Vec<f32> {
+    let mut audio = pcm_16k.to_vec();
+    if audio.len() < MIN_SAMPLES {
+        audio.resize(MIN_SAMPLES, 0.0);
+    }
+    audio
+}
+
+/// The most probable of the configured languages (all languages if none are configured).
+fn detect_language(
+    state: &mut WhisperState,
+    pcm_16k: &[f32],
+    settings: &WhisperSettings,
+) -> Result<String, EngineError> {
+    let threads = settings.threads as usize;
+    state.pcm_to_mel(pcm_16k, threads).map_err(inference)?;
+    let (best, probabilities) = state.lang_detect(0, threads).map_err(inference)?;
+    let candidates = settings
+        .detect_among
+        .iter()
+        .filter_map(|code| whisper_rs::get_lang_id(code).map(|id| (code, id)))
+        .filter_map(|(code, id)| probabilities.get(id as usize).map(|p| (code, *p)));
+    let chosen = candidates
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(code, _)| code.clone());
+    match chosen {
+        Some(code) => Ok(code),
+        None => whisper_rs::get_lang_str(best)
+            .map(str::to_owned)
+            .ok_or_else(|| inference("no language detected")),
     }
 }
 
@@ -167,9 +280,9 @@ fn unsupported(language: &str) -> EngineError {
 
 fn decode(
     state: &mut WhisperState,
-    pcm_16k: &[f32],
+    audio: &[f32],
     language: Option<&str>,
-    settings: WhisperSettings,
+    settings: &WhisperSettings,
 ) -> Result<Transcript, EngineError> {
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(settings.threads as i32);
@@ -183,16 +296,15 @@ fn decode(
     params.set_print_realtime(false);
     params.set_print_special(false);
     params.set_print_timestamps(false);
+    if !settings.temperature_fallback {
+        params.set_temperature_inc(0.0);
+    }
+    if settings.fit_audio_ctx {
+        params.set_audio_ctx(fitted_audio_ctx(audio.len()) as i32);
+    }
     if language == Some("zh") {
         params.set_initial_prompt(CHINESE_PROMPT);
     }
-    let padded;
-    let audio = if pcm_16k.len() < MIN_SAMPLES {
-        padded = [pcm_16k, &vec![0.0; MIN_SAMPLES - pcm_16k.len()]].concat();
-        &padded[..]
-    } else {
-        pcm_16k
-    };
     state.full(params, audio).map_err(inference)?;
 
     let mut text = String::new();
@@ -240,7 +352,14 @@ pub fn clean_text(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clean_text;
+    use super::{clean_text, fitted_audio_ctx};
+
+    #[test]
+    fn audio_ctx_fits_the_utterance_with_a_margin() {
+        assert_eq!(fitted_audio_ctx(3 * 16_000), 256); // 150 frames + 64, rounded to 64
+        assert_eq!(fitted_audio_ctx(16_000 / 2), 128);
+        assert_eq!(fitted_audio_ctx(40 * 16_000), 1500);
+    }
 
     #[test]
     fn annotations_are_removed() {

@@ -10,7 +10,7 @@ pub mod raw;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::language::LanguageChoice;
+use crate::language::{Language, LanguageChoice};
 use crate::manifest::ModelStore;
 use raw::RawConfig;
 
@@ -66,6 +66,10 @@ pub struct AsrConfig {
     pub english_model: String,
     pub multilingual_model: String,
     pub no_speech_threshold: f32,
+    pub detect_among: Vec<Language>,
+    /// Size Whisper's encoder to the utterance instead of 30 s.
+    pub fit_audio_ctx: bool,
+    pub temperature_fallback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +200,37 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         let v = no_speech_threshold.to_string();
         return Err(bad("asr.no_speech_threshold", v, "must be between 0 and 1"));
     }
+    let detect_text: Vec<String> = take!(asr.detect_among);
+    let detect_among = detect_text
+        .iter()
+        .map(|code| code.parse::<Language>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            bad(
+                "asr.detect_among",
+                format!("{detect_text:?}"),
+                &e.to_string(),
+            )
+        })?;
+    if detect_among.is_empty() {
+        return Err(bad(
+            "asr.detect_among",
+            "[]".into(),
+            "name at least one language",
+        ));
+    }
+    let audio_ctx: String = take!(asr.audio_ctx);
+    let fit_audio_ctx = match audio_ctx.as_str() {
+        "full" => false,
+        "fit" => true,
+        other => {
+            return Err(bad(
+                "asr.audio_ctx",
+                format!("{other:?}"),
+                "expected \"full\" or \"fit\"",
+            ));
+        }
+    };
     let vad_threshold: f32 = take!(vad.threshold);
     if !(0.15..1.0).contains(&vad_threshold) {
         return Err(bad(
@@ -235,6 +270,9 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             english_model: take!(asr.english_model),
             multilingual_model: take!(asr.multilingual_model),
             no_speech_threshold,
+            detect_among,
+            fit_audio_ctx,
+            temperature_fallback: take!(asr.temperature_fallback),
         },
         vad: VadConfig {
             model: take!(vad.model),
@@ -259,7 +297,6 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::language::Language;
 
     #[test]
     fn the_embedded_default_is_valid() {
@@ -308,6 +345,18 @@ mod tests {
         assert!(msg.contains("asr.language") && msg.contains("fr"), "{msg}");
         let err = Config::from_toml("[tts]\nrate = 9.0\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("tts.rate"), "{err}");
+    }
+
+    #[test]
+    fn audio_ctx_and_detection_languages_are_checked() {
+        let err = Config::from_toml("[asr]\naudio_ctx = \"half\"\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("asr.audio_ctx"), "{err}");
+        let err =
+            Config::from_toml("[asr]\ndetect_among = [\"en\", \"xx\"]\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("asr.detect_among"), "{err}");
+        let config = Config::from_toml("[asr]\naudio_ctx = \"fit\"\n", "t.toml").unwrap();
+        assert!(config.asr.fit_audio_ctx);
+        assert_eq!(config.asr.detect_among, vec![Language::En, Language::Zh]);
     }
 
     #[test]

@@ -39,6 +39,9 @@ section!(RawAsr {
     english_model: String,
     multilingual_model: String,
     no_speech_threshold: f32,
+    detect_among: Vec<String>,
+    audio_ctx: String,
+    temperature_fallback: bool,
 });
 section!(RawVad {
     model: String,

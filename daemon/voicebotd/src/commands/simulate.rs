@@ -65,6 +65,7 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
         .clone()
         .ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
     let mut ear = turn::ear(&engines, config)?;
+    ear.prepare(&language)?;
 
     for (index, audio) in audios.iter().enumerate() {
         let turn = index + 1;

@@ -34,6 +34,7 @@ pub(crate) fn run(
     let read_time = started.elapsed();
     let engines = loader::load(config, needs_for(&language))?;
     let mut ear = turn::ear(&engines, config)?;
+    ear.prepare(&language)?;
     let started = Instant::now();
     let transcript = turn::hear(&mut ear, &audio, &language)?;
     let elapsed = started.elapsed() + read_time;
@@ -54,12 +55,18 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// English uses the English-only model; anything else the multilingual one.
+/// English needs only the English model, Chinese only the multilingual one;
+/// detection needs both (it detects with the multilingual model and sends
+/// English to the faster English-only one).
 pub(crate) fn needs_for(language: &LanguageChoice) -> EngineNeeds {
-    let english = *language == LanguageChoice::Fixed(Language::En);
+    let (english, multilingual) = match language {
+        LanguageChoice::Fixed(Language::En) => (true, false),
+        LanguageChoice::Fixed(_) => (false, true),
+        LanguageChoice::Auto => (true, true),
+    };
     EngineNeeds {
         asr_english: english,
-        asr_multilingual: !english,
+        asr_multilingual: multilingual,
         vad: true,
         tts: false,
     }
