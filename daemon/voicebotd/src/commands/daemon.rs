@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -33,12 +33,21 @@ pub(crate) fn run(config: Config) -> Result<(), CliError> {
 async fn serve(config: Config) -> Result<(), CliError> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Hook the signals before anything else, so a SIGTERM during start-up
+    // drains instead of killing the process.
+    let signals = Signals::install()?;
+    tracker.spawn(signals.wait(shutdown.clone()));
 
     let load_config = config.clone();
-    let engines =
-        tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()))
-            .await
-            .map_err(|e| CliError::Failed(format!("engine loader panicked: {e}")))??;
+    let loading =
+        tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()));
+    let engines = tokio::select! {
+        loaded = loading => loaded.map_err(|e| CliError::Failed(format!("engine loader panicked: {e}")))??,
+        () = shutdown.cancelled() => {
+            info!("stopped during start-up");
+            return Ok(());
+        }
+    };
     info!(
         model_dir = %config.models.dir.display(),
         asr = engines.asr.is_some(),
@@ -47,7 +56,6 @@ async fn serve(config: Config) -> Result<(), CliError> {
         "voicebotd ready"
     );
 
-    tracker.spawn(wait_for_signal(shutdown.clone()));
     shutdown.cancelled().await;
     info!("shutting down");
     tracker.close();
@@ -62,26 +70,33 @@ async fn serve(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-///
-/// # Cancel safety
-/// Returns early, without side effects, when `shutdown` is cancelled elsewhere.
-async fn wait_for_signal(shutdown: CancellationToken) {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot watch SIGTERM; stopping");
-            shutdown.cancel();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => info!("SIGINT received"),
-            Err(e) => warn!(error = %e, "cannot watch SIGINT"),
-        },
-        () = shutdown.cancelled() => return,
+/// SIGTERM (systemd's stop) and SIGINT (Ctrl-C), hooked at start.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, CliError> {
+        let hook = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| CliError::Failed(format!("cannot watch {name}: {e}")))
+        };
+        Ok(Signals {
+            term: hook(SignalKind::terminate(), "SIGTERM")?,
+            int: hook(SignalKind::interrupt(), "SIGINT")?,
+        })
     }
-    shutdown.cancel();
+
+    /// Cancels `shutdown` on the first signal.
+    ///
+    /// # Cancel safety
+    /// Returns early, without side effects, when `shutdown` is cancelled elsewhere.
+    async fn wait(mut self, shutdown: CancellationToken) {
+        tokio::select! {
+            _ = self.term.recv() => info!("SIGTERM received"),
+            _ = self.int.recv() => info!("SIGINT received"),
+            () = shutdown.cancelled() => return,
+        }
+        shutdown.cancel();
+    }
 }
