@@ -34,10 +34,7 @@ impl Audio {
     /// # Errors
     /// Fails only for rates the resampler rejects (zero or absurd ratios).
     pub fn at_rate(&self, rate: u32) -> Result<Audio, AudioError> {
-        Ok(Audio {
-            samples: resample(&self.samples, self.sample_rate, rate)?,
-            sample_rate: rate,
-        })
+        Ok(Audio { samples: resample(&self.samples, self.sample_rate, rate)?, sample_rate: rate })
     }
 
     /// Root-mean-square level.
@@ -61,27 +58,17 @@ pub enum AudioError {
     #[error("{path}: no such file")]
     NotFound { path: PathBuf },
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a WAV file ({reason})")]
     NotWav { path: PathBuf, reason: String },
     #[error("{path}: unsupported WAV format: {reason}")]
     Unsupported { path: PathBuf, reason: String },
     #[error("{path}: truncated WAV: header promises {expected} samples, file holds {actual}")]
-    Truncated {
-        path: PathBuf,
-        expected: u64,
-        actual: u64,
-    },
+    Truncated { path: PathBuf, expected: u64, actual: u64 },
     #[error("{path}: contains no audio (0 seconds)")]
     Empty { path: PathBuf },
     #[error("{path}: cannot write: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot resample {from} Hz to {to} Hz: {reason}")]
     Resample { from: u32, to: u32, reason: String },
 }

@@ -45,21 +45,12 @@ impl Resampler {
     /// # Errors
     /// Fails only on an internal buffer-size error.
     pub fn process_clip(&mut self, samples: &[f32]) -> Result<Vec<f32>, AudioError> {
-        let err = |reason: String| AudioError::Resample {
-            from: self.from,
-            to: self.to,
-            reason,
-        };
-        let input =
-            InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
+        let err = |reason: String| AudioError::Resample { from: self.from, to: self.to, reason };
+        let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
         let output = self
             .inner
             .process_all(&input, samples.len(), None)
-            .map_err(|e| AudioError::Resample {
-                from: self.from,
-                to: self.to,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| AudioError::Resample { from: self.from, to: self.to, reason: e.to_string() })?;
         Ok(output.take_data())
     }
 }
@@ -69,26 +60,15 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, rate: u32, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin())
-            .collect()
+        (0..n).map(|i| (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()).collect()
     }
 
     #[test]
     fn output_length_follows_the_ratio() {
-        for (from, to) in [
-            (8000, 16_000),
-            (48_000, 16_000),
-            (22_050, 16_000),
-            (16_000, 8000),
-        ] {
+        for (from, to) in [(8000, 16_000), (48_000, 16_000), (22_050, 16_000), (16_000, 8000)] {
             let out = resample(&vec![0.1; from as usize], from, to).unwrap();
             let expected = to as usize;
-            assert!(
-                out.len().abs_diff(expected) <= 2,
-                "{from}->{to}: {}",
-                out.len()
-            );
+            assert!(out.len().abs_diff(expected) <= 2, "{from}->{to}: {}", out.len());
         }
     }
 
@@ -98,11 +78,8 @@ mod tests {
         let reference = sine(1000.0, 16_000, out.len());
         // Compare away from the edges, where the filter ramps in and out.
         let mid = &out[2000..14_000];
-        let err: f32 = mid
-            .iter()
-            .zip(&reference[2000..14_000])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let err: f32 =
+            mid.iter().zip(&reference[2000..14_000]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(err < 0.02, "max error {err}");
     }
 
@@ -117,9 +94,6 @@ mod tests {
 
     #[test]
     fn a_zero_rate_is_an_error() {
-        assert!(matches!(
-            resample(&[0.0; 10], 0, 16_000),
-            Err(AudioError::Resample { .. })
-        ));
+        assert!(matches!(resample(&[0.0; 10], 0, 16_000), Err(AudioError::Resample { .. })));
     }
 }

@@ -15,13 +15,8 @@ use crate::{Audio, AudioError};
 /// unsupported encoding, or a file with no samples.
 pub fn read_wav(path: &Path) -> Result<Audio, AudioError> {
     let bytes = fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => AudioError::NotFound {
-            path: path.to_path_buf(),
-        },
-        _ => AudioError::Read {
-            path: path.to_path_buf(),
-            source,
-        },
+        std::io::ErrorKind::NotFound => AudioError::NotFound { path: path.to_path_buf() },
+        _ => AudioError::Read { path: path.to_path_buf(), source },
     })?;
     decode_wav(Cursor::new(bytes), path)
 }
@@ -35,48 +30,29 @@ pub fn decode_wav<R: Read + Seek>(reader: R, origin: &Path) -> Result<Audio, Aud
     let reader = WavReader::new(reader).map_err(|e| classify_open_error(e, path()))?;
     let spec = reader.spec();
     if spec.channels == 0 {
-        return Err(AudioError::Unsupported {
-            path: path(),
-            reason: "0 channels".into(),
-        });
+        return Err(AudioError::Unsupported { path: path(), reason: "0 channels".into() });
     }
     if spec.sample_rate < 1000 || spec.sample_rate > 384_000 {
         let reason = format!("sample rate {} Hz", spec.sample_rate);
-        return Err(AudioError::Unsupported {
-            path: path(),
-            reason,
-        });
+        return Err(AudioError::Unsupported { path: path(), reason });
     }
     let expected = u64::from(reader.len());
     let interleaved = read_samples(reader, spec, origin, expected)?;
     if interleaved.is_empty() {
         return Err(AudioError::Empty { path: path() });
     }
-    Ok(Audio {
-        samples: downmix(&interleaved, spec.channels),
-        sample_rate: spec.sample_rate,
-    })
+    Ok(Audio { samples: downmix(&interleaved, spec.channels), sample_rate: spec.sample_rate })
 }
 
 fn classify_open_error(error: hound::Error, path: PathBuf) -> AudioError {
     match error {
         // The data is already in memory, so a read error here means it ended early.
-        hound::Error::IoError(_) => AudioError::NotWav {
-            path,
-            reason: "file ends inside the header".into(),
-        },
-        hound::Error::FormatError(reason) => AudioError::NotWav {
-            path,
-            reason: reason.into(),
-        },
-        hound::Error::Unsupported => AudioError::Unsupported {
-            path,
-            reason: "encoding other than PCM or float".into(),
-        },
-        other => AudioError::Unsupported {
-            path,
-            reason: other.to_string(),
-        },
+        hound::Error::IoError(_) => AudioError::NotWav { path, reason: "file ends inside the header".into() },
+        hound::Error::FormatError(reason) => AudioError::NotWav { path, reason: reason.into() },
+        hound::Error::Unsupported => {
+            AudioError::Unsupported { path, reason: "encoding other than PCM or float".into() }
+        }
+        other => AudioError::Unsupported { path, reason: other.to_string() },
     }
 }
 
@@ -87,11 +63,8 @@ fn read_samples<R: Read>(
     expected: u64,
 ) -> Result<Vec<f32>, AudioError> {
     let mut out = Vec::with_capacity(expected.min(1 << 26) as usize);
-    let truncated = |actual: usize| AudioError::Truncated {
-        path: origin.to_path_buf(),
-        expected,
-        actual: actual as u64,
-    };
+    let truncated =
+        |actual: usize| AudioError::Truncated { path: origin.to_path_buf(), expected, actual: actual as u64 };
     match (spec.sample_format, spec.bits_per_sample) {
         (SampleFormat::Float, 32) => {
             for s in reader.samples::<f32>() {
@@ -106,10 +79,7 @@ fn read_samples<R: Read>(
         }
         (format, bits) => {
             let reason = format!("{bits}-bit {format:?} samples");
-            return Err(AudioError::Unsupported {
-                path: origin.to_path_buf(),
-                reason,
-            });
+            return Err(AudioError::Unsupported { path: origin.to_path_buf(), reason });
         }
     }
     if (out.len() as u64) < expected {
@@ -123,20 +93,12 @@ fn downmix(interleaved: &[f32], channels: u16) -> Vec<f32> {
         return interleaved.to_vec();
     }
     let n = f32::from(channels);
-    interleaved
-        .chunks_exact(usize::from(channels))
-        .map(|f| f.iter().sum::<f32>() / n)
-        .collect()
+    interleaved.chunks_exact(usize::from(channels)).map(|f| f.iter().sum::<f32>() / n).collect()
 }
 
 /// Encodes mono audio as 16-bit PCM WAV bytes.
 pub fn encode_wav(samples: &[f32], sample_rate: u32) -> Vec<u8> {
-    let spec = WavSpec {
-        channels: 1,
-        sample_rate,
-        bits_per_sample: 16,
-        sample_format: SampleFormat::Int,
-    };
+    let spec = WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: SampleFormat::Int };
     let mut cursor = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
     {
         // Writing to memory cannot fail short of allocation failure.
@@ -158,10 +120,7 @@ pub fn encode_wav(samples: &[f32], sample_rate: u32) -> Vec<u8> {
 pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<(), AudioError> {
     let bytes = encode_wav(samples, sample_rate);
     let tmp = path.with_extension("wav.partial");
-    let err = |source| AudioError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let err = |source| AudioError::Write { path: path.to_path_buf(), source };
     if let Err(e) = fs::write(&tmp, &bytes) {
         let _ = fs::remove_file(&tmp);
         return Err(err(e));
@@ -182,9 +141,7 @@ mod tests {
 
     fn tone(rate: u32, seconds: f32) -> Vec<f32> {
         let n = (rate as f32 * seconds) as usize;
-        (0..n)
-            .map(|i| (i as f32 * 440.0 * 6.283 / rate as f32).sin() * 0.5)
-            .collect()
+        (0..n).map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.5).collect()
     }
 
     #[test]
@@ -193,12 +150,7 @@ mod tests {
         let audio = decode_wav(Cursor::new(encode_wav(&samples, 8000)), origin()).unwrap();
         assert_eq!(audio.sample_rate, 8000);
         assert_eq!(audio.samples.len(), samples.len());
-        let max_err = audio
-            .samples
-            .iter()
-            .zip(&samples)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let max_err = audio.samples.iter().zip(&samples).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(max_err < 1e-4, "{max_err}");
     }
 
@@ -234,8 +186,7 @@ mod tests {
 
     #[test]
     fn a_non_wav_file_is_rejected() {
-        let err =
-            decode_wav(Cursor::new(b"ID3 this is an mp3 really".to_vec()), origin()).unwrap_err();
+        let err = decode_wav(Cursor::new(b"ID3 this is an mp3 really".to_vec()), origin()).unwrap_err();
         assert!(matches!(err, AudioError::NotWav { .. }), "{err}");
     }
 

@@ -18,34 +18,17 @@ pub enum EngineError {
     #[error(
         "model file {path} is corrupt: sha256 {actual}, expected {expected}; run `voicebotd models fetch` to replace it"
     )]
-    ChecksumMismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    ChecksumMismatch { path: PathBuf, expected: String, actual: String },
     #[error("cannot read model file {path}: {source}")]
-    ModelRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ModelRead { path: PathBuf, source: std::io::Error },
     #[error("ONNX Runtime library {path} cannot be loaded: {reason}")]
     RuntimeLibrary { path: PathBuf, reason: String },
     #[error("{engine} failed to load {path}: {reason}")]
-    Load {
-        engine: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    Load { engine: &'static str, path: PathBuf, reason: String },
     #[error("{engine} failed: {reason}")]
-    Inference {
-        engine: &'static str,
-        reason: String,
-    },
+    Inference { engine: &'static str, reason: String },
     #[error("{engine} cannot handle language {language}")]
-    UnsupportedLanguage {
-        engine: &'static str,
-        language: String,
-    },
+    UnsupportedLanguage { engine: &'static str, language: String },
 }
 
 /// Options for one recognition.
@@ -115,6 +98,18 @@ pub trait VadStream: Send {
     fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, EngineError>;
 }
 
+/// A sentence-embedding model, loaded once per process.
+pub trait SentenceEmbedder: Send + Sync {
+    /// L2-normalised embeddings, one per text.
+    ///
+    /// # Errors
+    /// Fails when inference fails.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError>;
+
+    /// The languages the model was trained for; others are not embedded.
+    fn languages(&self) -> &[Language];
+}
+
 /// Synthesised speech.
 #[derive(Debug, Clone)]
 pub struct SynthesizedAudio {
@@ -134,10 +129,6 @@ pub trait SpeechSynthesizer: Send + Sync {
     ///
     /// # Errors
     /// Fails when the language has no voice or synthesis fails.
-    fn synthesize(
-        &self,
-        text: &str,
-        language: &Language,
-        rate: f32,
-    ) -> Result<SynthesizedAudio, EngineError>;
+    fn synthesize(&self, text: &str, language: &Language, rate: f32)
+    -> Result<SynthesizedAudio, EngineError>;
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A spoken language, as reported by ASR or chosen for TTS.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Language {
     En,
     Zh,
@@ -78,11 +78,7 @@ impl FromStr for Language {
 
 /// Guesses the language of typed text: any Han character makes it Chinese.
 pub fn detect_text_language(text: &str) -> Language {
-    if text.chars().any(is_han) {
-        Language::Zh
-    } else {
-        Language::En
-    }
+    if text.chars().any(is_han) { Language::Zh } else { Language::En }
 }
 
 /// True for CJK unified ideographs (the common Chinese characters).

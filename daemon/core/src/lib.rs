@@ -6,14 +6,10 @@
 
 pub mod config;
 pub mod engine;
-pub mod keyword_intent;
 pub mod language;
 pub mod manifest;
-pub mod reply;
 pub mod speech_segments;
 pub mod wer;
 
-pub use engine::{
-    EngineError, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel,
-};
+pub use engine::{EngineError, SpeechRecognizer, SpeechSynthesizer, Transcript, VoiceActivityModel};
 pub use language::{Language, LanguageChoice};

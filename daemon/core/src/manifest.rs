@@ -87,11 +87,7 @@ impl Manifest {
 
     /// Entries for this machine's architecture.
     pub fn for_this_arch(&self) -> impl Iterator<Item = &ModelEntry> {
-        self.models.iter().filter(|m| {
-            m.arch
-                .as_deref()
-                .is_none_or(|a| a == std::env::consts::ARCH)
-        })
+        self.models.iter().filter(|m| m.arch.as_deref().is_none_or(|a| a == std::env::consts::ARCH))
     }
 
     /// Looks a model up by name, for this architecture.
@@ -111,11 +107,7 @@ pub struct ModelStore {
 
 impl ModelStore {
     pub fn new(dir: PathBuf, manifest: Manifest) -> Self {
-        ModelStore {
-            dir,
-            manifest,
-            verify_hashes: true,
-        }
+        ModelStore { dir, manifest, verify_hashes: true }
     }
 
     /// The default directory: `$VOICEBOTD_MODEL_DIR`, else the XDG cache.
@@ -159,11 +151,9 @@ impl ModelStore {
                 expected: format!("{} ({} bytes)", entry.sha256, entry.size),
                 actual: format!("unknown ({actual} bytes)"),
             }),
-            FileStatus::WrongHash { actual } => Err(EngineError::ChecksumMismatch {
-                path,
-                expected: entry.sha256.clone(),
-                actual,
-            }),
+            FileStatus::WrongHash { actual } => {
+                Err(EngineError::ChecksumMismatch { path, expected: entry.sha256.clone(), actual })
+            }
         }
     }
 
@@ -181,9 +171,7 @@ impl ModelStore {
             .ok_or_else(|| EngineError::Load {
                 engine: "model store",
                 path: self.dir.join(file_path),
-                reason: format!(
-                    "{file_path} is not in the model manifest; see `voicebotd models list`"
-                ),
+                reason: format!("{file_path} is not in the model manifest; see `voicebotd models list`"),
             })?;
         self.verified_path(&model, file_path)
     }
@@ -253,15 +241,8 @@ mod tests {
     #[test]
     fn the_embedded_manifest_parses_and_names_the_core_models() {
         let manifest = Manifest::embedded();
-        for name in [
-            "whisper-tiny.en",
-            "whisper-base",
-            "silero-vad",
-            "piper-en-us-joe",
-        ] {
-            let model = manifest
-                .model(name)
-                .unwrap_or_else(|| panic!("{name} missing"));
+        for name in ["whisper-tiny.en", "whisper-base", "silero-vad", "piper-en-us-joe"] {
+            let model = manifest.model(name).unwrap_or_else(|| panic!("{name} missing"));
             assert!(!model.files.is_empty());
             assert!(!model.licence.is_empty(), "{name} has no licence");
             for f in &model.files {
@@ -292,10 +273,7 @@ mod tests {
         let dir = temp_dir("ok");
         std::fs::write(dir.join("m/f.bin"), b"weights").unwrap();
         let store = store_with(&dir, b"weights");
-        assert_eq!(
-            store.verified_path("m", "m/f.bin").unwrap(),
-            dir.join("m/f.bin")
-        );
+        assert_eq!(store.verified_path("m", "m/f.bin").unwrap(), dir.join("m/f.bin"));
     }
 
     #[test]
@@ -314,10 +292,7 @@ mod tests {
         let dir = temp_dir("short");
         std::fs::write(dir.join("m/f.bin"), b"weig").unwrap();
         let store = store_with(&dir, b"weights");
-        assert!(matches!(
-            store.verified_path("m", "m/f.bin"),
-            Err(EngineError::ChecksumMismatch { .. })
-        ));
+        assert!(matches!(store.verified_path("m", "m/f.bin"), Err(EngineError::ChecksumMismatch { .. })));
     }
 
     #[test]

@@ -63,13 +63,7 @@ pub struct SpeechSegmenter {
 
 impl SpeechSegmenter {
     pub fn new(config: SegmenterConfig, frame_len: usize) -> Self {
-        SpeechSegmenter {
-            config,
-            frame_len,
-            position: 0,
-            speech_start: None,
-            silence_start: None,
-        }
+        SpeechSegmenter { config, frame_len, position: 0, speech_start: None, silence_start: None }
     }
 
     /// True while inside a speech segment.
@@ -112,20 +106,14 @@ impl SpeechSegmenter {
     pub fn finish(&mut self, total: usize) -> Option<Segment> {
         let start = self.speech_start.take()?;
         let end = self.silence_start.take().unwrap_or(total.max(start));
-        self.close(start, end).map(|s| Segment {
-            start: s.start,
-            end: s.end.min(total),
-        })
+        self.close(start, end).map(|s| Segment { start: s.start, end: s.end.min(total) })
     }
 
     fn close(&self, start: usize, end: usize) -> Option<Segment> {
         if end - start < self.config.min_speech {
             return None;
         }
-        Some(Segment {
-            start: start.saturating_sub(self.config.pad),
-            end: end + self.config.pad,
-        })
+        Some(Segment { start: start.saturating_sub(self.config.pad), end: end + self.config.pad })
     }
 }
 
@@ -138,16 +126,10 @@ pub fn segment_all(
 ) -> Vec<Segment> {
     let mut segmenter = SpeechSegmenter::new(config, frame_len);
     let mut segments: Vec<Segment> = Vec::new();
-    let mut closed: Vec<Segment> = probabilities
-        .iter()
-        .filter_map(|&p| segmenter.push(p))
-        .collect();
+    let mut closed: Vec<Segment> = probabilities.iter().filter_map(|&p| segmenter.push(p)).collect();
     closed.extend(segmenter.finish(total));
     for segment in closed {
-        let segment = Segment {
-            start: segment.start,
-            end: segment.end.min(total),
-        };
+        let segment = Segment { start: segment.start, end: segment.end.min(total) };
         match segments.last_mut() {
             Some(last) if segment.start <= last.end => last.end = last.end.max(segment.end),
             _ => segments.push(segment),
@@ -173,12 +155,7 @@ pub fn detect_speech(
         frame[chunk.len()..].fill(0.0);
         probabilities.push(vad.speech_probability(&frame)?);
     }
-    Ok(segment_all(
-        config,
-        frame_len,
-        &probabilities,
-        pcm_16k.len(),
-    ))
+    Ok(segment_all(config, frame_len, &probabilities, pcm_16k.len()))
 }
 
 /// The audio from the start of the first segment to the end of the last, so
@@ -201,10 +178,7 @@ mod tests {
     }
 
     fn probs(pattern: &[(f32, usize)]) -> Vec<f32> {
-        pattern
-            .iter()
-            .flat_map(|&(p, n)| std::iter::repeat_n(p, n))
-            .collect()
+        pattern.iter().flat_map(|&(p, n)| std::iter::repeat_n(p, n)).collect()
     }
 
     #[test]
@@ -246,13 +220,7 @@ mod tests {
     fn speech_running_to_the_end_is_closed_by_finish() {
         let p = probs(&[(0.0, 5), (0.9, 30)]);
         let segs = segment_all(config(), FRAME, &p, 35 * FRAME);
-        assert_eq!(
-            segs,
-            vec![Segment {
-                start: 5 * FRAME - 480,
-                end: 35 * FRAME
-            }]
-        );
+        assert_eq!(segs, vec![Segment { start: 5 * FRAME - 480, end: 35 * FRAME }]);
     }
 
     struct ScriptedVad(Vec<f32>);
@@ -260,11 +228,7 @@ mod tests {
     impl crate::engine::VadStream for ScriptedVad {
         fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, crate::EngineError> {
             assert_eq!(frame.len(), FRAME);
-            Ok(if self.0.is_empty() {
-                0.0
-            } else {
-                self.0.remove(0)
-            })
+            Ok(if self.0.is_empty() { 0.0 } else { self.0.remove(0) })
         }
     }
 
@@ -273,17 +237,8 @@ mod tests {
         let mut vad = ScriptedVad(probs(&[(0.0, 4), (0.9, 12)]));
         let pcm = vec![0.0; 15 * FRAME + 100];
         let segs = detect_speech(&mut vad, FRAME, &pcm, config()).unwrap();
-        assert_eq!(
-            segs,
-            vec![Segment {
-                start: 4 * FRAME - 480,
-                end: pcm.len()
-            }]
-        );
-        assert_eq!(
-            speech_span(&pcm, &segs).len(),
-            pcm.len() - (4 * FRAME - 480)
-        );
+        assert_eq!(segs, vec![Segment { start: 4 * FRAME - 480, end: pcm.len() }]);
+        assert_eq!(speech_span(&pcm, &segs).len(), pcm.len() - (4 * FRAME - 480));
     }
 
     #[test]

@@ -57,10 +57,7 @@ impl ErrorCount {
     pub fn of(reference: &str, hypothesis: &str) -> Self {
         let reference = normalized_tokens(reference);
         let hypothesis = normalized_tokens(hypothesis);
-        ErrorCount {
-            errors: edit_distance(&reference, &hypothesis),
-            reference_words: reference.len(),
-        }
+        ErrorCount { errors: edit_distance(&reference, &hypothesis), reference_words: reference.len() }
     }
 
     /// The error rate; 0 for an empty reference matched by an empty hypothesis.
@@ -94,18 +91,12 @@ mod tests {
 
     #[test]
     fn identical_text_up_to_case_and_punctuation_has_no_errors() {
-        assert_eq!(
-            word_error_rate("And so, my fellow Americans.", "and so my fellow americans"),
-            0.0
-        );
+        assert_eq!(word_error_rate("And so, my fellow Americans.", "and so my fellow americans"), 0.0);
     }
 
     #[test]
     fn one_substitution_in_four_words_is_a_quarter() {
-        assert_eq!(
-            word_error_rate("where is my order", "where is my border"),
-            0.25
-        );
+        assert_eq!(word_error_rate("where is my order", "where is my border"), 0.25);
     }
 
     #[test]
@@ -128,12 +119,6 @@ mod tests {
     #[test]
     fn pooled_counts_weight_by_length() {
         let total = ErrorCount::of("a b c d", "a b c d") + ErrorCount::of("e f", "x f");
-        assert_eq!(
-            total,
-            ErrorCount {
-                errors: 1,
-                reference_words: 6
-            }
-        );
+        assert_eq!(total, ErrorCount { errors: 1, reference_words: 6 });
     }
 }

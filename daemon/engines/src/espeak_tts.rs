@@ -46,10 +46,7 @@ impl EspeakTts {
                 reason: "espeak-ng is not installed (apt-get install espeak-ng)".into(),
             });
         }
-        Ok(EspeakTts {
-            program,
-            voice: "cmn".into(),
-        })
+        Ok(EspeakTts { program, voice: "cmn".into() })
     }
 
     /// Speaks `text`; `rate` below 1.0 is slower.
@@ -58,31 +55,16 @@ impl EspeakTts {
     /// `Inference` when espeak-ng fails or writes no audio.
     pub fn synthesize(&self, text: &str, rate: f32) -> Result<SynthesizedAudio, EngineError> {
         let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
-        let out =
-            std::env::temp_dir().join(format!("voicebotd-espeak-{}-{n}.wav", std::process::id()));
+        let out = std::env::temp_dir().join(format!("voicebotd-espeak-{}-{n}.wav", std::process::id()));
         let result = self.run(text, rate, &out);
         let _ = std::fs::remove_file(&out);
         result
     }
 
-    fn run(
-        &self,
-        text: &str,
-        rate: f32,
-        out: &std::path::Path,
-    ) -> Result<SynthesizedAudio, EngineError> {
+    fn run(&self, text: &str, rate: f32, out: &std::path::Path) -> Result<SynthesizedAudio, EngineError> {
         let wpm = (NORMAL_WPM * rate).round().clamp(80.0, 450.0) as u32;
         let mut child = Command::new(&self.program)
-            .args([
-                "-v",
-                &self.voice,
-                "-b",
-                "1",
-                "-s",
-                &wpm.to_string(),
-                "--stdin",
-                "-w",
-            ])
+            .args(["-v", &self.voice, "-b", "1", "-s", &wpm.to_string(), "--stdin", "-w"])
             .arg(out)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -94,21 +76,13 @@ impl EspeakTts {
         }
         let output = child.wait_with_output().map_err(inference)?;
         if !output.status.success() {
-            return Err(inference(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
+            return Err(inference(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
         }
         let audio = voicebot_audio::read_wav(out).map_err(inference)?;
-        Ok(SynthesizedAudio {
-            samples: audio.samples,
-            sample_rate: audio.sample_rate,
-        })
+        Ok(SynthesizedAudio { samples: audio.samples, sample_rate: audio.sample_rate })
     }
 }
 
 fn inference(reason: impl ToString) -> EngineError {
-    EngineError::Inference {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
+    EngineError::Inference { engine: ENGINE, reason: reason.to_string() }
 }

@@ -28,17 +28,8 @@ impl Ear {
             reason: "engine not loaded".into(),
         };
         let vad_model = engines.vad.as_deref().ok_or_else(|| missing("VAD"))?;
-        let asr = engines
-            .asr
-            .as_ref()
-            .ok_or_else(|| missing("ASR"))?
-            .new_stream()?;
-        Ok(Ear {
-            vad: vad_model.new_stream()?,
-            frame_len: vad_model.frame_len(),
-            asr,
-            segmenter,
-        })
+        let asr = engines.asr.as_ref().ok_or_else(|| missing("ASR"))?.new_stream()?;
+        Ok(Ear { vad: vad_model.new_stream()?, frame_len: vad_model.frame_len(), asr, segmenter })
     }
 
     /// Allocates per-call state before the first turn (see [`RecognizerStream::prepare`]).
@@ -53,11 +44,7 @@ impl Ear {
     ///
     /// # Errors
     /// VAD or ASR inference failures.
-    pub fn hear(
-        &mut self,
-        pcm_16k: &[f32],
-        language: &LanguageChoice,
-    ) -> Result<Transcript, EngineError> {
+    pub fn hear(&mut self, pcm_16k: &[f32], language: &LanguageChoice) -> Result<Transcript, EngineError> {
         let segments = detect_speech(self.vad.as_mut(), self.frame_len, pcm_16k, self.segmenter)?;
         let speech = speech_span(pcm_16k, &segments);
         if speech.is_empty() {
@@ -65,17 +52,8 @@ impl Ear {
                 LanguageChoice::Fixed(l) => l.clone(),
                 LanguageChoice::Auto => Language::En,
             };
-            return Ok(Transcript {
-                text: String::new(),
-                language,
-                no_speech_probability: 1.0,
-            });
+            return Ok(Transcript { text: String::new(), language, no_speech_probability: 1.0 });
         }
-        self.asr.transcribe(
-            speech,
-            &RecognitionOptions {
-                language: language.clone(),
-            },
-        )
+        self.asr.transcribe(speech, &RecognitionOptions { language: language.clone() })
     }
 }

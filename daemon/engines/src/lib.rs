@@ -13,6 +13,7 @@
 pub mod espeak_tts;
 pub mod hearing;
 pub mod loader;
+pub mod minilm;
 pub mod onnx_runtime;
 pub mod piper_tts;
 pub mod silero_vad;

@@ -7,10 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use voicebot_core::config::Config;
+use voicebot_core::engine::SentenceEmbedder;
 use voicebot_core::manifest::{Manifest, ModelStore};
 use voicebot_core::{EngineError, SpeechRecognizer, SpeechSynthesizer, VoiceActivityModel};
 
 use crate::espeak_tts::EspeakTts;
+use crate::minilm::MiniLmEmbedder;
 use crate::onnx_runtime;
 use crate::piper_tts::{PiperTts, PiperVoiceFiles, find_espeak_data};
 use crate::silero_vad::SileroVad;
@@ -24,17 +26,13 @@ pub struct EngineNeeds {
     pub asr_multilingual: bool,
     pub vad: bool,
     pub tts: bool,
+    pub embedder: bool,
 }
 
 impl EngineNeeds {
     /// Everything: the daemon and `simulate`.
     pub fn all() -> Self {
-        EngineNeeds {
-            asr_english: true,
-            asr_multilingual: true,
-            vad: true,
-            tts: true,
-        }
+        EngineNeeds { asr_english: true, asr_multilingual: true, vad: true, tts: true, embedder: true }
     }
 }
 
@@ -44,6 +42,7 @@ pub struct Engines {
     pub asr: Option<Arc<dyn SpeechRecognizer>>,
     pub vad: Option<Arc<dyn VoiceActivityModel>>,
     pub tts: Option<Arc<dyn SpeechSynthesizer>>,
+    pub embedder: Option<Arc<dyn SentenceEmbedder>>,
 }
 
 /// The model store the config points at.
@@ -62,25 +61,15 @@ pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError>
     let store = model_store(config);
     let mut engines = Engines::default();
     if needs.asr_english || needs.asr_multilingual {
-        let english = needs
-            .asr_english
-            .then(|| store.verified(&config.asr.english_model))
-            .transpose()?;
-        let multilingual = needs
-            .asr_multilingual
-            .then(|| store.verified(&config.asr.multilingual_model))
-            .transpose()?;
+        let english = needs.asr_english.then(|| store.verified(&config.asr.english_model)).transpose()?;
+        let multilingual =
+            needs.asr_multilingual.then(|| store.verified(&config.asr.multilingual_model)).transpose()?;
         let settings = WhisperSettings {
             threads: config.asr.threads,
             no_speech_threshold: config.asr.no_speech_threshold,
             fit_audio_ctx: config.asr.fit_audio_ctx,
             temperature_fallback: config.asr.temperature_fallback,
-            detect_among: config
-                .asr
-                .detect_among
-                .iter()
-                .map(|l| l.code().to_owned())
-                .collect(),
+            detect_among: config.asr.detect_among.iter().map(|l| l.code().to_owned()).collect(),
         };
         let asr = WhisperRecognizer::load(english.as_deref(), multilingual.as_deref(), settings)?;
         engines.asr = Some(Arc::new(asr));
@@ -90,6 +79,13 @@ pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError>
         let environment = onnx_runtime::environment(&runtime)?;
         let model = store.verified(&config.vad.model)?;
         engines.vad = Some(Arc::new(SileroVad::load(&environment, &model)?));
+    }
+    if let (true, Some(model)) = (needs.embedder, &config.nlu.embedding_model) {
+        let runtime = onnx_runtime::library_path(config.runtime.onnxruntime.as_deref(), &store)?;
+        let environment = onnx_runtime::environment(&runtime)?;
+        let model_path = store.verified(model)?;
+        let tokenizer = store.verified(&sibling(model, "tokenizer.json"))?;
+        engines.embedder = Some(Arc::new(MiniLmEmbedder::load(&environment, &model_path, &tokenizer)?));
     }
     if needs.tts {
         engines.tts = Some(Arc::new(load_voices(config, &store)?));
@@ -106,22 +102,11 @@ fn load_voices(config: &Config, store: &ModelStore) -> Result<VoiceRouter, Engin
         None => find_espeak_data().ok_or_else(|| EngineError::Load {
             engine: "Piper TTS",
             path: "espeak-ng-data".into(),
-            reason: "espeak-ng data not found; install espeak-ng-data or set [tts] espeak_data"
-                .into(),
+            reason: "espeak-ng data not found; install espeak-ng-data or set [tts] espeak_data".into(),
         })?,
     };
-    let english = PiperTts::load(
-        &PiperVoiceFiles {
-            model,
-            tokens,
-            espeak_data,
-        },
-        config.tts.threads,
-    )?;
-    Ok(VoiceRouter {
-        english: Some(english),
-        mandarin: Some(EspeakTts::mandarin()?),
-    })
+    let english = PiperTts::load(&PiperVoiceFiles { model, tokens, espeak_data }, config.tts.threads)?;
+    Ok(VoiceRouter { english: Some(english), mandarin: Some(EspeakTts::mandarin()?) })
 }
 
 /// `dir/name` for the directory of `path` (paths in the store use `/`).

@@ -45,23 +45,16 @@ pub fn environment(path: &Path) -> Result<Environment, EngineError> {
     if let Some(env) = loaded.as_ref() {
         return Ok(env.clone());
     }
-    let env = load(path).map_err(|reason| EngineError::RuntimeLibrary {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    let env =
+        load(path).map_err(|reason| EngineError::RuntimeLibrary { path: path.to_path_buf(), reason })?;
     *loaded = Some(env.clone());
     Ok(env)
 }
 
 fn load(path: &Path) -> Result<Environment, String> {
     if !path.exists() {
-        return Err(
-            "no such file; run `voicebotd models fetch` or set [runtime] onnxruntime".into(),
-        );
+        return Err("no such file; run `voicebotd models fetch` or set [runtime] onnxruntime".into());
     }
     let builder = ort::init_from(path).map_err(|e| e.to_string())?;
-    builder
-        .with_name("voicebotd")
-        .build()
-        .map_err(|e| e.to_string())
+    builder.with_name("voicebotd").build().map_err(|e| e.to_string())
 }

@@ -38,8 +38,7 @@ impl PiperTts {
             return Err(EngineError::Load {
                 engine: ENGINE,
                 path: files.espeak_data.clone(),
-                reason: "not an espeak-ng data directory (no phontab); install espeak-ng-data"
-                    .into(),
+                reason: "not an espeak-ng data directory (no phontab); install espeak-ng-data".into(),
             });
         }
         let config = VitsTtsConfig {
@@ -50,20 +49,11 @@ impl PiperTts {
             noise_scale: 0.667,
             noise_scale_w: 0.8,
             silence_scale: 0.2,
-            onnx_config: OnnxConfig {
-                provider: "cpu".into(),
-                debug: false,
-                num_threads: threads as i32,
-            },
-            tts_config: CommonTtsConfig {
-                max_num_sentences: 1,
-                ..Default::default()
-            },
+            onnx_config: OnnxConfig { provider: "cpu".into(), debug: false, num_threads: threads as i32 },
+            tts_config: CommonTtsConfig { max_num_sentences: 1, ..Default::default() },
             ..Default::default()
         };
-        Ok(PiperTts {
-            voice: Mutex::new(VitsTts::new(config)),
-        })
+        Ok(PiperTts { voice: Mutex::new(VitsTts::new(config)) })
     }
 
     /// Speaks English text; `rate` below 1.0 is slower.
@@ -71,23 +61,14 @@ impl PiperTts {
     /// # Errors
     /// `Inference` when sherpa-onnx returns no audio.
     pub fn synthesize(&self, text: &str, rate: f32) -> Result<SynthesizedAudio, EngineError> {
-        let mut voice = self
-            .voice
-            .lock()
-            .map_err(|_| inference("voice lock poisoned"))?;
+        let mut voice = self.voice.lock().map_err(|_| inference("voice lock poisoned"))?;
         let audio = voice.create(text, 0, rate).map_err(inference)?;
-        Ok(SynthesizedAudio {
-            samples: audio.samples,
-            sample_rate: audio.sample_rate,
-        })
+        Ok(SynthesizedAudio { samples: audio.samples, sample_rate: audio.sample_rate })
     }
 }
 
 fn inference(reason: impl ToString) -> EngineError {
-    EngineError::Inference {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
+    EngineError::Inference { engine: ENGINE, reason: reason.to_string() }
 }
 
 fn path_str(path: &Path) -> String {
@@ -96,16 +77,9 @@ fn path_str(path: &Path) -> String {
 
 /// Finds the espeak-ng data directory in the usual Debian places.
 pub fn find_espeak_data() -> Option<PathBuf> {
-    let arch_dir = format!(
-        "/usr/lib/{}-linux-gnu/espeak-ng-data",
-        std::env::consts::ARCH
-    );
-    [
-        arch_dir.as_str(),
-        "/usr/share/espeak-ng-data",
-        "/usr/lib/espeak-ng-data",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.join("phontab").exists())
+    let arch_dir = format!("/usr/lib/{}-linux-gnu/espeak-ng-data", std::env::consts::ARCH);
+    [arch_dir.as_str(), "/usr/share/espeak-ng-data", "/usr/lib/espeak-ng-data"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("phontab").exists())
 }

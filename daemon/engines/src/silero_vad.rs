@@ -30,11 +30,8 @@ impl SileroVad {
     /// # Errors
     /// `Load` when ONNX Runtime rejects the file.
     pub fn load(environment: &Environment, model: &Path) -> Result<SileroVad, EngineError> {
-        let load_err = |reason: String| EngineError::Load {
-            engine: ENGINE,
-            path: model.to_path_buf(),
-            reason,
-        };
+        let load_err =
+            |reason: String| EngineError::Load { engine: ENGINE, path: model.to_path_buf(), reason };
         let session = Session::builder(environment)
             .map_err(|e| load_err(e.to_string()))?
             .with_intra_threads(1)
@@ -43,9 +40,7 @@ impl SileroVad {
             .map_err(|e| load_err(e.to_string()))?
             .commit_from_file(model)
             .map_err(|e| load_err(e.to_string()))?;
-        Ok(SileroVad {
-            session: Arc::new(Mutex::new(session)),
-        })
+        Ok(SileroVad { session: Arc::new(Mutex::new(session)) })
     }
 }
 
@@ -71,34 +66,22 @@ struct SileroStream {
 }
 
 fn inference(reason: impl ToString) -> EngineError {
-    EngineError::Inference {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
+    EngineError::Inference { engine: ENGINE, reason: reason.to_string() }
 }
 
 impl VadStream for SileroStream {
     fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, EngineError> {
         if frame.len() != FRAME {
-            return Err(inference(format!(
-                "frame of {} samples, expected {FRAME}",
-                frame.len()
-            )));
+            return Err(inference(format!("frame of {} samples, expected {FRAME}", frame.len())));
         }
         self.input.copy_within(FRAME.., 0);
         self.input[CONTEXT..].copy_from_slice(frame);
-        let input = Tensor::from_array(([1usize, CONTEXT + FRAME], self.input.clone()))
-            .map_err(inference)?;
-        let state =
-            Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(inference)?;
+        let input = Tensor::from_array(([1usize, CONTEXT + FRAME], self.input.clone())).map_err(inference)?;
+        let state = Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(inference)?;
         let rate = Tensor::from_array(((), vec![16_000i64])).map_err(inference)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| inference("session lock poisoned"))?;
-        let outputs = session
-            .run(ort::inputs!["input" => input, "state" => state, "sr" => rate])
-            .map_err(inference)?;
+        let mut session = self.session.lock().map_err(|_| inference("session lock poisoned"))?;
+        let outputs =
+            session.run(ort::inputs!["input" => input, "state" => state, "sr" => rate]).map_err(inference)?;
         let (_, probability) = outputs[0].try_extract_tensor::<f32>().map_err(inference)?;
         let (_, next_state) = outputs[1].try_extract_tensor::<f32>().map_err(inference)?;
         if next_state.len() != STATE || probability.is_empty() {

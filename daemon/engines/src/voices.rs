@@ -25,16 +25,8 @@ impl SpeechSynthesizer for VoiceRouter {
             language: language.code().to_owned(),
         };
         match language {
-            Language::Zh => self
-                .mandarin
-                .as_ref()
-                .ok_or_else(|| missing(language))?
-                .synthesize(text, rate),
-            _ => self
-                .english
-                .as_ref()
-                .ok_or_else(|| missing(language))?
-                .synthesize(text, rate),
+            Language::Zh => self.mandarin.as_ref().ok_or_else(|| missing(language))?.synthesize(text, rate),
+            _ => self.english.as_ref().ok_or_else(|| missing(language))?.synthesize(text, rate),
         }
     }
 }

@@ -15,9 +15,7 @@ use std::sync::Arc;
 
 use voicebot_core::engine::{RecognitionOptions, RecognizerStream};
 use voicebot_core::{EngineError, Language, LanguageChoice, SpeechRecognizer, Transcript};
-use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
-};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 const ENGINE: &str = "whisper";
 /// whisper.cpp ignores input shorter than one second; pad up to this.
@@ -79,24 +77,18 @@ impl WhisperRecognizer {
                 reason: "no Whisper model configured".into(),
             });
         }
-        Ok(WhisperRecognizer {
-            english,
-            multilingual,
-            settings,
-        })
+        Ok(WhisperRecognizer { english, multilingual, settings })
     }
 }
 
 fn load_context(path: &Path) -> Result<Arc<WhisperContext>, EngineError> {
     let mut params = WhisperContextParameters::default();
     params.use_gpu(cfg!(feature = "cuda"));
-    WhisperContext::new_with_params(path, params)
-        .map(Arc::new)
-        .map_err(|e| EngineError::Load {
-            engine: ENGINE,
-            path: path.to_path_buf(),
-            reason: format!("{e} (is it a ggml Whisper model?)"),
-        })
+    WhisperContext::new_with_params(path, params).map(Arc::new).map_err(|e| EngineError::Load {
+        engine: ENGINE,
+        path: path.to_path_buf(),
+        reason: format!("{e} (is it a ggml Whisper model?)"),
+    })
 }
 
 impl SpeechRecognizer for WhisperRecognizer {
@@ -119,11 +111,7 @@ struct ModelState {
 
 impl ModelState {
     fn new(context: Arc<WhisperContext>) -> Self {
-        ModelState {
-            context,
-            state: None,
-            detection: None,
-        }
+        ModelState { context, state: None, detection: None }
     }
 
     fn state(&mut self) -> Result<&mut WhisperState, EngineError> {
@@ -131,9 +119,7 @@ impl ModelState {
             let state = self.context.create_state().map_err(inference)?;
             self.state = Some(state);
         }
-        self.state
-            .as_mut()
-            .ok_or_else(|| inference("state missing"))
+        self.state.as_mut().ok_or_else(|| inference("state missing"))
     }
 
     /// A state whose encoder window is [`DETECT_AUDIO_CTX`] frames.
@@ -156,14 +142,10 @@ impl ModelState {
             params.set_print_realtime(false);
             params.set_print_special(false);
             params.set_print_timestamps(false);
-            state
-                .full(params, &vec![0.0; MIN_SAMPLES])
-                .map_err(inference)?;
+            state.full(params, &vec![0.0; MIN_SAMPLES]).map_err(inference)?;
             self.detection = Some(state);
         }
-        self.detection
-            .as_mut()
-            .ok_or_else(|| inference("detection state missing"))
+        self.detection.as_mut().ok_or_else(|| inference("detection state missing"))
     }
 }
 
@@ -174,10 +156,7 @@ struct WhisperStream {
 }
 
 fn inference(reason: impl ToString) -> EngineError {
-    EngineError::Inference {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
+    EngineError::Inference { engine: ENGINE, reason: reason.to_string() }
 }
 
 impl RecognizerStream for WhisperStream {
@@ -204,18 +183,12 @@ impl RecognizerStream for WhisperStream {
         let audio = padded(pcm_16k);
         match &options.language {
             LanguageChoice::Fixed(Language::En) => {
-                let model = self
-                    .english
-                    .as_mut()
-                    .or(self.multilingual.as_mut())
-                    .ok_or_else(|| unsupported("en"))?;
+                let model =
+                    self.english.as_mut().or(self.multilingual.as_mut()).ok_or_else(|| unsupported("en"))?;
                 decode(model.state()?, &audio, Some("en"), settings)
             }
             LanguageChoice::Fixed(other) => {
-                let model = self
-                    .multilingual
-                    .as_mut()
-                    .ok_or_else(|| unsupported(other.code()))?;
+                let model = self.multilingual.as_mut().ok_or_else(|| unsupported(other.code()))?;
                 decode(model.state()?, &audio, Some(other.code()), settings)
             }
             LanguageChoice::Auto => match (self.multilingual.as_mut(), self.english.as_mut()) {
@@ -224,9 +197,7 @@ impl RecognizerStream for WhisperStream {
                     let language = detect_language(detection, &audio, settings)?;
                     match (language.as_str(), english) {
                         // English goes to the faster English-only model.
-                        ("en", Some(english)) => {
-                            decode(english.state()?, &audio, Some("en"), settings)
-                        }
+                        ("en", Some(english)) => decode(english.state()?, &audio, Some("en"), settings),
                         (code, _) => decode(multilingual.state()?, &audio, Some(code), settings),
                     }
                 }
@@ -260,22 +231,17 @@ fn detect_language(
         .iter()
         .filter_map(|code| whisper_rs::get_lang_id(code).map(|id| (code, id)))
         .filter_map(|(code, id)| probabilities.get(id as usize).map(|p| (code, *p)));
-    let chosen = candidates
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(code, _)| code.clone());
+    let chosen = candidates.max_by(|a, b| a.1.total_cmp(&b.1)).map(|(code, _)| code.clone());
     match chosen {
         Some(code) => Ok(code),
-        None => whisper_rs::get_lang_str(best)
-            .map(str::to_owned)
-            .ok_or_else(|| inference("no language detected")),
+        None => {
+            whisper_rs::get_lang_str(best).map(str::to_owned).ok_or_else(|| inference("no language detected"))
+        }
     }
 }
 
 fn unsupported(language: &str) -> EngineError {
-    EngineError::UnsupportedLanguage {
-        engine: ENGINE,
-        language: language.to_owned(),
-    }
+    EngineError::UnsupportedLanguage { engine: ENGINE, language: language.to_owned() }
 }
 
 fn decode(
@@ -327,11 +293,7 @@ fn decode(
     Ok(Transcript {
         text: clean_text(&text),
         language,
-        no_speech_probability: if segments == 0 {
-            1.0
-        } else {
-            no_speech_sum / segments as f32
-        },
+        no_speech_probability: if segments == 0 { 1.0 } else { no_speech_sum / segments as f32 },
     })
 }
 

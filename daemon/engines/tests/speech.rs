@@ -34,9 +34,7 @@ fn ear() -> Ear {
 }
 
 fn jfk_path() -> PathBuf {
-    model_store(config())
-        .verified("samples/jfk.wav")
-        .unwrap_or_else(|e| panic!("{e}"))
+    model_store(config()).verified("samples/jfk.wav").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn pcm16k(path: &std::path::Path) -> Vec<f32> {
@@ -56,9 +54,7 @@ fn jfk_with_tiny_en_is_within_5_percent_wer() {
 
 #[test]
 fn jfk_with_language_detection_is_english_and_within_5_percent_wer() {
-    let transcript = ear()
-        .hear(&pcm16k(&jfk_path()), &LanguageChoice::Auto)
-        .expect("transcribe");
+    let transcript = ear().hear(&pcm16k(&jfk_path()), &LanguageChoice::Auto).expect("transcribe");
     assert_eq!(transcript.language, Language::En, "{transcript:?}");
     let wer = word_error_rate(JFK, &transcript.text);
     assert!(wer <= 0.05, "WER {wer:.3}: {:?}", transcript.text);
@@ -85,11 +81,7 @@ fn alsa_test_voices_at_48khz_are_recognised() {
     let mut total = ErrorCount::default();
     for (file, expected) in cases {
         let path = PathBuf::from("/usr/share/sounds/alsa").join(file);
-        assert!(
-            path.exists(),
-            "{} missing: apt-get install alsa-utils",
-            path.display()
-        );
+        assert!(path.exists(), "{} missing: apt-get install alsa-utils", path.display());
         let transcript = ear.hear(&pcm16k(&path), &EN).expect("transcribe");
         total = total + ErrorCount::of(expected, &transcript.text);
     }
@@ -136,14 +128,8 @@ fn tts_to_asr_round_trip_of_ten_sentences_is_within_10_percent_wer() {
     let mut ear = ear();
     let mut total = ErrorCount::default();
     for sentence in sentences {
-        let speech = tts
-            .synthesize(sentence, &Language::En, 1.0)
-            .expect("synthesize");
-        assert!(
-            speech.duration_seconds() > 0.5,
-            "{sentence}: {} s",
-            speech.duration_seconds()
-        );
+        let speech = tts.synthesize(sentence, &Language::En, 1.0).expect("synthesize");
+        assert!(speech.duration_seconds() > 0.5, "{sentence}: {} s", speech.duration_seconds());
         let pcm = resample(&speech.samples, speech.sample_rate, ENGINE_RATE).unwrap();
         let heard = ear.hear(&pcm, &EN).expect("transcribe");
         let count = ErrorCount::of(sentence, &heard.text);
@@ -157,20 +143,11 @@ fn tts_to_asr_round_trip_of_ten_sentences_is_within_10_percent_wer() {
 fn slower_rate_makes_longer_speech() {
     let tts = engines().tts.as_ref().expect("tts");
     let text = "Your order will arrive on Tuesday.";
-    let normal = tts
-        .synthesize(text, &Language::En, 1.0)
-        .unwrap()
-        .duration_seconds();
+    let normal = tts.synthesize(text, &Language::En, 1.0).unwrap().duration_seconds();
     // VITS durations are noisy and scale sub-linearly (0.5 gives about 1.85x), so
     // compare a clearly slower rate with a margin.
-    let slow = tts
-        .synthesize(text, &Language::En, 0.6)
-        .unwrap()
-        .duration_seconds();
-    assert!(
-        slow > normal * 1.2,
-        "normal {normal:.2} s, slow {slow:.2} s"
-    );
+    let slow = tts.synthesize(text, &Language::En, 0.6).unwrap().duration_seconds();
+    assert!(slow > normal * 1.2, "normal {normal:.2} s, slow {slow:.2} s");
 }
 
 /// espeak-ng's Mandarin is robotic: Whisper base does not recognise it (see the
@@ -178,28 +155,12 @@ fn slower_rate_makes_longer_speech() {
 #[test]
 fn mandarin_is_spoken_by_espeak_as_real_speech() {
     let tts = engines().tts.as_ref().expect("tts");
-    let speech = tts
-        .synthesize("您好，请问有什么可以帮您？", &Language::Zh, 1.0)
-        .expect("synthesize");
-    assert!(
-        speech.duration_seconds() > 1.0,
-        "{} s",
-        speech.duration_seconds()
-    );
+    let speech = tts.synthesize("您好，请问有什么可以帮您？", &Language::Zh, 1.0).expect("synthesize");
+    assert!(speech.duration_seconds() > 1.0, "{} s", speech.duration_seconds());
     let pcm = resample(&speech.samples, speech.sample_rate, ENGINE_RATE).unwrap();
     let vad = engines().vad.as_ref().expect("vad");
     let mut stream = vad.new_stream().unwrap();
-    let segments = detect_speech(
-        stream.as_mut(),
-        vad.frame_len(),
-        &pcm,
-        config().vad.segmenter(),
-    )
-    .unwrap();
+    let segments = detect_speech(stream.as_mut(), vad.frame_len(), &pcm, config().vad.segmenter()).unwrap();
     let voiced: usize = segments.iter().map(|s| s.len()).sum();
-    assert!(
-        voiced * 2 > pcm.len(),
-        "only {voiced} of {} samples voiced",
-        pcm.len()
-    );
+    assert!(voiced * 2 > pcm.len(), "only {voiced} of {} samples voiced", pcm.len());
 }

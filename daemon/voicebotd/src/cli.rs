@@ -53,6 +53,19 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         reply_dir: Option<PathBuf>,
     },
+    /// Understand typed utterances: one per stdin line, one result per line.
+    Understand {
+        /// Print {"text","language","intent","confidence","slots","emotion","sensitive"}.
+        #[arg(long)]
+        json: bool,
+        /// auto | en | zh (auto: detected from the text).
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Check a knowledge pack file and exit.
+    CheckPack { file: PathBuf },
+    /// Print the embedded default knowledge pack.
+    PrintDefaultPack,
     /// Run the daemon.
     Run,
     /// Check a config file and exit.

@@ -22,6 +22,10 @@ pub(crate) enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Pack(#[from] voicebot_understanding::pack::PackError),
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -29,7 +33,8 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Failed(_) => 1,
-            CliError::Config(_) | CliError::Usage(_) => 2,
+            CliError::Config(_) | CliError::Usage(_) | CliError::Pack(_) => 2,
+            CliError::BadInput(_) => 3,
             CliError::Audio(AudioError::Write { .. }) => 1,
             CliError::Audio(_) => 3,
             CliError::Engine(EngineError::Inference { .. }) => 1,

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod error;
+mod nlu;
 mod turn;
 
 use std::process::ExitCode;
@@ -31,12 +32,8 @@ fn main() -> ExitCode {
 
 fn init_logging(daemon: bool) {
     let default = if daemon { "info" } else { "warn" };
-    let filter =
-        EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 /// The config from `--config`, or the embedded default.
@@ -61,24 +58,33 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Transcribe { file, json, lang } => {
             commands::transcribe::run(&load_config(&cli)?, file, *json, lang.as_deref())
         }
-        Command::Say {
-            text,
-            out,
-            lang,
-            rate,
-        } => commands::say::run(&load_config(&cli)?, text, out, lang, *rate),
-        Command::Simulate {
-            turns,
-            json,
-            lang,
-            reply_dir,
-        } => {
-            let options = commands::simulate::Options {
-                json: *json,
-                lang: lang.clone(),
-                reply_dir: reply_dir.clone(),
-            };
+        Command::Say { text, out, lang, rate } => {
+            commands::say::run(&load_config(&cli)?, text, out, lang, *rate)
+        }
+        Command::Simulate { turns, json, lang, reply_dir } => {
+            let options =
+                commands::simulate::Options { json: *json, lang: lang.clone(), reply_dir: reply_dir.clone() };
             commands::simulate::run(&load_config(&cli)?, turns, &options)
+        }
+        Command::Understand { json, lang } => {
+            commands::understand::run(&load_config(&cli)?, *json, lang.as_deref())
+        }
+        Command::CheckPack { file } => {
+            let pack = voicebot_understanding::pack::KnowledgePack::load(file)?;
+            println!(
+                "{}: ok ({} {}, {} intents, {} FAQ entries, {} products)",
+                file.display(),
+                pack.name,
+                pack.version,
+                pack.intents.len(),
+                pack.faqs.len(),
+                pack.products.len()
+            );
+            Ok(())
+        }
+        Command::PrintDefaultPack => {
+            print!("{}", voicebot_understanding::pack::DEFAULT_PACK);
+            Ok(())
         }
         Command::Run => commands::daemon::run(load_config(&cli)?),
         Command::Models { action } => commands::models::run(&load_config(&cli)?, action),

@@ -15,11 +15,7 @@ pub(crate) fn ear(engines: &Engines, config: &Config) -> Result<Ear, CliError> {
 }
 
 /// Resamples a turn to the engines' rate and recognises it.
-pub(crate) fn hear(
-    ear: &mut Ear,
-    audio: &Audio,
-    language: &LanguageChoice,
-) -> Result<Transcript, CliError> {
+pub(crate) fn hear(ear: &mut Ear, audio: &Audio, language: &LanguageChoice) -> Result<Transcript, CliError> {
     let pcm = audio.at_rate(ENGINE_RATE)?.samples;
     Ok(ear.hear(&pcm, language)?)
 }

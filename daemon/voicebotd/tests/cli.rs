@@ -29,11 +29,7 @@ fn model_dir() -> PathBuf {
 
 fn jfk() -> PathBuf {
     let path = model_dir().join("samples/jfk.wav");
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/setup.sh",
-        path.display()
-    );
+    assert!(path.exists(), "{} missing: run scripts/setup.sh", path.display());
     path
 }
 
@@ -73,26 +69,18 @@ fn json_lines(out: &Output) -> Vec<Value> {
 
 #[test]
 fn transcribe_json_has_the_contract_fields_and_the_known_sentence() {
-    let out = run(bin()
-        .args(["transcribe", "--json", "--lang", "en"])
-        .arg(jfk()));
+    let out = run(bin().args(["transcribe", "--json", "--lang", "en"]).arg(jfk()));
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1);
     let v = &lines[0];
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["audio_seconds", "elapsed_seconds", "language", "text"]
-    );
+    assert_eq!(keys, ["audio_seconds", "elapsed_seconds", "language", "text"]);
     assert_eq!(v["language"], "en");
     assert!((v["audio_seconds"].as_f64().unwrap() - 11.0).abs() < 0.01);
     let text = v["text"].as_str().unwrap().to_lowercase();
-    assert!(
-        text.contains("ask not what your country can do for you"),
-        "{text}"
-    );
+    assert!(text.contains("ask not what your country can do for you"), "{text}");
 }
 
 #[test]
@@ -118,28 +106,16 @@ fn transcribe_accepts_8khz_and_48khz_stereo_wavs() {
 fn transcribe_bad_inputs_fail_cleanly_naming_the_file() {
     let dir = scratch("bad-audio");
     let missing = dir.join("missing.wav");
-    assert_clean_failure(
-        &run(bin().arg("transcribe").arg(&missing)),
-        3,
-        "missing.wav: no such file",
-    );
+    assert_clean_failure(&run(bin().arg("transcribe").arg(&missing)), 3, "missing.wav: no such file");
 
     let not_wav = dir.join("notes.wav");
     std::fs::write(&not_wav, "this is not audio").unwrap();
-    assert_clean_failure(
-        &run(bin().arg("transcribe").arg(&not_wav)),
-        3,
-        "notes.wav: not a WAV file",
-    );
+    assert_clean_failure(&run(bin().arg("transcribe").arg(&not_wav)), 3, "notes.wav: not a WAV file");
 
     let full = std::fs::read(calls().join("order-1.wav")).unwrap();
     let truncated = dir.join("truncated.wav");
     std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
-    assert_clean_failure(
-        &run(bin().arg("transcribe").arg(&truncated)),
-        3,
-        "truncated.wav: truncated WAV",
-    );
+    assert_clean_failure(&run(bin().arg("transcribe").arg(&truncated)), 3, "truncated.wav: truncated WAV");
 
     let empty = dir.join("empty.wav");
     std::fs::write(&empty, voicebot_audio::encode_wav(&[], 16_000)).unwrap();
@@ -151,15 +127,8 @@ fn transcribe_bad_inputs_fail_cleanly_naming_the_file() {
 fn a_corrupt_model_fails_with_a_checksum_error() {
     let dir = scratch("corrupt-model");
     std::fs::create_dir_all(dir.join("whisper-tiny.en")).unwrap();
-    std::fs::write(
-        dir.join("whisper-tiny.en/ggml-tiny.en.bin"),
-        vec![7u8; 77_704_715],
-    )
-    .unwrap();
-    let out = run(bin()
-        .env("VOICEBOTD_MODEL_DIR", &dir)
-        .args(["transcribe", "--lang", "en"])
-        .arg(jfk()));
+    std::fs::write(dir.join("whisper-tiny.en/ggml-tiny.en.bin"), vec![7u8; 77_704_715]).unwrap();
+    let out = run(bin().env("VOICEBOTD_MODEL_DIR", &dir).args(["transcribe", "--lang", "en"]).arg(jfk()));
     assert_clean_failure(&out, 4, "ggml-tiny.en.bin is corrupt");
 }
 
@@ -167,16 +136,8 @@ fn a_corrupt_model_fails_with_a_checksum_error() {
 fn a_missing_onnx_runtime_fails_naming_the_library() {
     let dir = scratch("no-ort");
     let config = dir.join("voicebotd.toml");
-    std::fs::write(
-        &config,
-        "[runtime]\nonnxruntime = \"/opt/none/libonnxruntime.so\"\n",
-    )
-    .unwrap();
-    let out = run(bin()
-        .arg("--config")
-        .arg(&config)
-        .args(["transcribe", "--lang", "en"])
-        .arg(jfk()));
+    std::fs::write(&config, "[runtime]\nonnxruntime = \"/opt/none/libonnxruntime.so\"\n").unwrap();
+    let out = run(bin().arg("--config").arg(&config).args(["transcribe", "--lang", "en"]).arg(jfk()));
     assert_clean_failure(&out, 4, "/opt/none/libonnxruntime.so");
 }
 
@@ -184,28 +145,19 @@ fn a_missing_onnx_runtime_fails_naming_the_library() {
 fn say_writes_speech_that_transcribes_back() {
     let dir = scratch("say");
     let wav = dir.join("hello.wav");
-    let out = run(bin()
-        .args(["say", "Your parcel arrives tomorrow morning.", "--out"])
-        .arg(&wav));
+    let out = run(bin().args(["say", "Your parcel arrives tomorrow morning.", "--out"]).arg(&wav));
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(bin().args(["transcribe", "--lang", "en"]).arg(&wav));
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(
-        text.contains("parcel") && text.contains("tomorrow"),
-        "{text}"
-    );
+    assert!(text.contains("parcel") && text.contains("tomorrow"), "{text}");
 }
 
 #[test]
 fn say_rejects_bad_arguments_cleanly() {
     let dir = scratch("say-bad");
-    let out = run(bin()
-        .args(["say", "hi", "--lang", "fr", "--out"])
-        .arg(dir.join("x.wav")));
+    let out = run(bin().args(["say", "hi", "--lang", "fr", "--out"]).arg(dir.join("x.wav")));
     assert_clean_failure(&out, 2, "fr");
-    let out = run(bin()
-        .args(["say", "hi", "--rate", "9", "--out"])
-        .arg(dir.join("x.wav")));
+    let out = run(bin().args(["say", "hi", "--rate", "9", "--out"]).arg(dir.join("x.wav")));
     assert_clean_failure(&out, 2, "--rate");
     let out = run(bin().args(["say", "hi", "--out", "/nonexistent/dir/x.wav"]));
     assert_clean_failure(&out, 1, "/nonexistent/dir/x.wav");
@@ -215,10 +167,7 @@ fn say_rejects_bad_arguments_cleanly() {
 fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
     let dir = scratch("simulate");
     let turns = ["order-1.wav", "order-3.wav"].map(|t| calls().join(t));
-    let out = run(bin()
-        .args(["simulate", "--json", "--lang", "en", "--reply-dir"])
-        .arg(&dir)
-        .args(&turns));
+    let out = run(bin().args(["simulate", "--json", "--lang", "en", "--reply-dir"]).arg(&dir).args(&turns));
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 2);
@@ -240,11 +189,7 @@ fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
         }
         assert_eq!(line["turn"], i + 1);
         let reply = PathBuf::from(line["reply_audio"].as_str().unwrap());
-        assert!(
-            std::fs::metadata(&reply).unwrap().len() > 10_000,
-            "{}",
-            reply.display()
-        );
+        assert!(std::fs::metadata(&reply).unwrap().len() > 10_000, "{}", reply.display());
     }
     assert_eq!(lines[0]["intent"], "order_status");
     assert_eq!(lines[1]["intent"], "goodbye");
@@ -255,10 +200,7 @@ fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
 fn simulate_hands_over_a_stolen_card_and_stops() {
     let dir = scratch("simulate-sensitive");
     let turns = ["stolen-1.wav", "order-1.wav"].map(|t| calls().join(t));
-    let out = run(bin()
-        .args(["simulate", "--json", "--reply-dir"])
-        .arg(&dir)
-        .args(&turns));
+    let out = run(bin().args(["simulate", "--json", "--reply-dir"]).arg(&dir).args(&turns));
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1, "no turn after the hand-over");
@@ -273,11 +215,8 @@ fn simulate_rejects_a_bad_turn_before_loading_models() {
     let dir = scratch("simulate-bad");
     let bad = dir.join("broken.wav");
     std::fs::write(&bad, b"RIFF").unwrap();
-    let out = run(bin()
-        .args(["simulate", "--reply-dir"])
-        .arg(&dir)
-        .arg(calls().join("order-1.wav"))
-        .arg(&bad));
+    let out =
+        run(bin().args(["simulate", "--reply-dir"]).arg(&dir).arg(calls().join("order-1.wav")).arg(&bad));
     assert_clean_failure(&out, 3, "broken.wav");
 }
 
@@ -288,11 +227,7 @@ fn the_printed_default_config_checks_and_bad_configs_name_the_key() {
     assert!(out.status.success());
     let default = dir.join("default.toml");
     std::fs::write(&default, &out.stdout).unwrap();
-    assert!(
-        run(bin().arg("check-config").arg(&default))
-            .status
-            .success()
-    );
+    assert!(run(bin().arg("check-config").arg(&default)).status.success());
 
     let typo = dir.join("typo.toml");
     std::fs::write(&typo, "[asr]\nthreads = 2\nlangauge = \"en\"\n").unwrap();
@@ -300,11 +235,7 @@ fn the_printed_default_config_checks_and_bad_configs_name_the_key() {
 
     let value = dir.join("value.toml");
     std::fs::write(&value, "[vad]\nthreshold = 1.5\n").unwrap();
-    assert_clean_failure(
-        &run(bin().arg("check-config").arg(&value)),
-        2,
-        "vad.threshold",
-    );
+    assert_clean_failure(&run(bin().arg("check-config").arg(&value)), 2, "vad.threshold");
 
     let out = run(bin().arg("check-config").arg(dir.join("absent.toml")));
     assert_clean_failure(&out, 2, "absent.toml");
@@ -313,22 +244,12 @@ fn the_printed_default_config_checks_and_bad_configs_name_the_key() {
 #[test]
 fn models_verify_passes_on_the_fetched_models_and_fails_on_an_empty_dir() {
     let out = run(bin().args(["models", "verify"]));
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        listing.contains("whisper-tiny.en/ggml-tiny.en.bin"),
-        "{listing}"
-    );
+    assert!(listing.contains("whisper-tiny.en/ggml-tiny.en.bin"), "{listing}");
 
     let empty = scratch("models-empty");
-    let out = run(bin()
-        .env("VOICEBOTD_MODEL_DIR", &empty)
-        .args(["models", "verify"]));
+    let out = run(bin().env("VOICEBOTD_MODEL_DIR", &empty).args(["models", "verify"]));
     assert_clean_failure(&out, 4, "models fetch");
     assert!(String::from_utf8_lossy(&out.stdout).contains("MISSING"));
 }
@@ -353,17 +274,95 @@ fn the_daemon_becomes_ready_and_stops_on_sigterm() {
         line.clear();
     }
     assert!(seen.contains("voicebotd ready"), "{seen}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
     assert!(exit.success(), "{exit:?}: {rest}");
-    assert!(
-        rest.contains("SIGTERM received") && rest.contains("stopped"),
-        "{rest}"
+    assert!(rest.contains("SIGTERM received") && rest.contains("stopped"), "{rest}");
+}
+
+fn understand(input: &[u8], args: &[&str]) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .arg("understand")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn understand_prints_one_masked_contract_line_per_input_line() {
+    let input = "where is my order four five seven one two\nmy card was stolen call me on 020 7946 0958\n\n我要转人工\n";
+    let out = understand(input.as_bytes(), &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4, "one output per input line, blank included");
+    for line in &lines {
+        for field in ["text", "language", "intent", "confidence", "slots", "emotion", "sensitive"] {
+            assert!(line.get(field).is_some(), "{field} missing: {line}");
+        }
+        for field in ["valence", "arousal", "label"] {
+            assert!(line["emotion"].get(field).is_some(), "emotion.{field} missing: {line}");
+        }
+    }
+    assert_eq!(lines[0]["intent"], "order_status");
+    assert_eq!(lines[0]["slots"]["order_number"], "45712");
+    assert_eq!(lines[1]["intent"], "account_security");
+    assert_eq!(lines[1]["sensitive"], true);
+    let masked = lines[1]["text"].as_str().unwrap();
+    assert!(masked.contains("*******0958") && !masked.contains("7946"), "{masked}");
+    assert_eq!(lines[2]["intent"], "out_of_scope");
+    assert_eq!(lines[3]["intent"], "human_agent");
+    assert_eq!(lines[3]["language"], "zh");
+}
+
+#[test]
+fn understand_reports_a_non_utf8_line_and_keeps_going() {
+    let out = understand(b"hello\n\xff\xfe bad\ngoodbye\n", &["--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["error"], "not UTF-8 text");
+    assert_eq!(lines[2]["intent"], "goodbye");
+    assert!(stderr(&out).contains("stdin line 2"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_pack_accepts_the_default_and_rejects_a_bad_pack_by_line() {
+    let dir = scratch("packs");
+    let out = run(bin().arg("print-default-pack"));
+    assert!(out.status.success());
+    let good = dir.join("default.toml");
+    std::fs::write(&good, &out.stdout).unwrap();
+    let out = run(bin().arg("check-pack").arg(&good));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(text.contains("15 intents"), "{text}");
+    let bad = dir.join("bad.toml");
+    let broken = String::from_utf8(run(bin().arg("print-default-pack")).stdout).unwrap().replacen(
+        "name = \"human_agent\"",
+        "name = \"Human Agent\"",
+        1,
     );
+    std::fs::write(&bad, broken).unwrap();
+    assert_clean_failure(&run(bin().arg("check-pack").arg(&bad)), 2, "bad.toml, line");
+}
+
+#[test]
+fn a_bad_pack_in_the_config_stops_start_up_with_its_line() {
+    let dir = scratch("bad-pack-config");
+    let pack = dir.join("pack.toml");
+    std::fs::write(&pack, "[pack]\nname = \"x\"\nversion = \"1\"\nlanguages = [\"en\", \"fr\"]\n").unwrap();
+    let config = dir.join("voicebotd.toml");
+    std::fs::write(&config, format!("[nlu]\npack = {:?}\n", pack.display().to_string())).unwrap();
+    let out = understand(b"hello\n", &["--config", config.to_str().unwrap()]);
+    assert_clean_failure(&out, 2, "pack.toml, line 4");
 }

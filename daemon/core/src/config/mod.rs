@@ -21,19 +21,11 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {origin}: {message}")]
     Syntax { origin: String, message: String },
     #[error("config {origin}: {key} = {value}: {problem}")]
-    Value {
-        origin: String,
-        key: &'static str,
-        value: String,
-        problem: String,
-    },
+    Value { origin: String, key: &'static str, value: String, problem: String },
 }
 
 /// The validated configuration.
@@ -44,7 +36,17 @@ pub struct Config {
     pub asr: AsrConfig,
     pub vad: VadConfig,
     pub tts: TtsConfig,
+    pub nlu: NluConfig,
     pub simulate: SimulateConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct NluConfig {
+    /// `None`: the embedded default pack.
+    pub pack: Option<PathBuf>,
+    /// `None`: no sentence embeddings.
+    pub embedding_model: Option<String>,
+    pub sentiment_lexicon: String,
 }
 
 #[derive(Debug, Clone)]
@@ -124,10 +126,8 @@ impl Config {
     /// # Errors
     /// Any read, syntax, unknown-key or value problem, naming the file and key.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_toml(&text, &path.display().to_string())
     }
 
@@ -154,10 +154,7 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
                 format!(" (line {line}: `{content}`)")
             })
             .unwrap_or_default();
-        ConfigError::Syntax {
-            origin: origin.to_owned(),
-            message: format!("{}{location}", e.message()),
-        }
+        ConfigError::Syntax { origin: origin.to_owned(), message: format!("{}{location}", e.message()) }
     })
 }
 
@@ -205,39 +202,21 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         .iter()
         .map(|code| code.parse::<Language>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            bad(
-                "asr.detect_among",
-                format!("{detect_text:?}"),
-                &e.to_string(),
-            )
-        })?;
+        .map_err(|e| bad("asr.detect_among", format!("{detect_text:?}"), &e.to_string()))?;
     if detect_among.is_empty() {
-        return Err(bad(
-            "asr.detect_among",
-            "[]".into(),
-            "name at least one language",
-        ));
+        return Err(bad("asr.detect_among", "[]".into(), "name at least one language"));
     }
     let audio_ctx: String = take!(asr.audio_ctx);
     let fit_audio_ctx = match audio_ctx.as_str() {
         "full" => false,
         "fit" => true,
         other => {
-            return Err(bad(
-                "asr.audio_ctx",
-                format!("{other:?}"),
-                "expected \"full\" or \"fit\"",
-            ));
+            return Err(bad("asr.audio_ctx", format!("{other:?}"), "expected \"full\" or \"fit\""));
         }
     };
     let vad_threshold: f32 = take!(vad.threshold);
     if !(0.15..1.0).contains(&vad_threshold) {
-        return Err(bad(
-            "vad.threshold",
-            vad_threshold.to_string(),
-            "must be in [0.15, 1)",
-        ));
+        return Err(bad("vad.threshold", vad_threshold.to_string(), "must be in [0.15, 1)"));
     }
     let rate: f32 = take!(tts.rate);
     let elder_rate: f32 = take!(tts.elder_rate);
@@ -248,11 +227,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
     }
     let tts_threads: u32 = take!(tts.threads);
     if !(1..=16).contains(&tts_threads) {
-        return Err(bad(
-            "tts.threads",
-            tts_threads.to_string(),
-            "must be 1 to 16",
-        ));
+        return Err(bad("tts.threads", tts_threads.to_string(), "must be 1 to 16"));
     }
     let non_empty = |s: String| (!s.trim().is_empty()).then(|| PathBuf::from(s));
     let millis = |ms: u32| Duration::from_millis(u64::from(ms));
@@ -261,9 +236,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             dir: non_empty(take!(models.dir)).unwrap_or_else(ModelStore::default_dir),
             verify_checksums: take!(models.verify_checksums),
         },
-        runtime: RuntimeConfig {
-            onnxruntime: non_empty(take!(runtime.onnxruntime)),
-        },
+        runtime: RuntimeConfig { onnxruntime: non_empty(take!(runtime.onnxruntime)) },
         asr: AsrConfig {
             language,
             threads,
@@ -288,9 +261,12 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             threads: tts_threads,
             espeak_data: non_empty(take!(tts.espeak_data)),
         },
-        simulate: SimulateConfig {
-            reply_dir: PathBuf::from(take!(simulate.reply_dir)),
+        nlu: NluConfig {
+            pack: non_empty(take!(nlu.pack)),
+            embedding_model: Some(take!(nlu.embedding_model)).filter(|m: &String| !m.trim().is_empty()),
+            sentiment_lexicon: take!(nlu.sentiment_lexicon),
         },
+        simulate: SimulateConfig { reply_dir: PathBuf::from(take!(simulate.reply_dir)) },
     })
 }
 
@@ -315,10 +291,7 @@ mod tests {
     #[test]
     fn an_unknown_key_is_an_error_naming_it() {
         let err = Config::from_toml("[asr]\nlangauge = \"en\"\n", "t.toml").unwrap_err();
-        assert!(
-            err.to_string().contains("langauge") && err.to_string().contains("line 2"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("langauge") && err.to_string().contains("line 2"), "{err}");
         assert!(err.to_string().contains("t.toml"), "{err}");
     }
 
@@ -332,10 +305,7 @@ mod tests {
     fn a_wrong_type_is_an_error_naming_the_key() {
         let err = Config::from_toml("[asr]\nthreads = \"two\"\n", "t.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("threads") && msg.contains("line 2") && msg.contains("t.toml"),
-            "{msg}"
-        );
+        assert!(msg.contains("threads") && msg.contains("line 2") && msg.contains("t.toml"), "{msg}");
     }
 
     #[test]
@@ -351,8 +321,7 @@ mod tests {
     fn audio_ctx_and_detection_languages_are_checked() {
         let err = Config::from_toml("[asr]\naudio_ctx = \"half\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("asr.audio_ctx"), "{err}");
-        let err =
-            Config::from_toml("[asr]\ndetect_among = [\"en\", \"xx\"]\n", "t.toml").unwrap_err();
+        let err = Config::from_toml("[asr]\ndetect_among = [\"en\", \"xx\"]\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("asr.detect_among"), "{err}");
         let config = Config::from_toml("[asr]\naudio_ctx = \"fit\"\n", "t.toml").unwrap();
         assert!(config.asr.fit_audio_ctx);

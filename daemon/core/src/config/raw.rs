@@ -26,13 +26,8 @@ macro_rules! section {
     };
 }
 
-section!(RawModels {
-    dir: String,
-    verify_checksums: bool
-});
-section!(RawRuntime {
-    onnxruntime: String
-});
+section!(RawModels { dir: String, verify_checksums: bool });
+section!(RawRuntime { onnxruntime: String });
 section!(RawAsr {
     language: String,
     threads: u32,
@@ -50,13 +45,8 @@ section!(RawVad {
     min_silence_ms: u32,
     speech_pad_ms: u32,
 });
-section!(RawTts {
-    english_voice: String,
-    rate: f32,
-    elder_rate: f32,
-    threads: u32,
-    espeak_data: String,
-});
+section!(RawTts { english_voice: String, rate: f32, elder_rate: f32, threads: u32, espeak_data: String });
+section!(RawNlu { pack: String, embedding_model: String, sentiment_lexicon: String });
 section!(RawSimulate { reply_dir: String });
 
 /// The whole file.
@@ -74,6 +64,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub tts: RawTts,
     #[serde(default)]
+    pub nlu: RawNlu,
+    #[serde(default)]
     pub simulate: RawSimulate,
 }
 
@@ -86,6 +78,7 @@ impl RawConfig {
             asr: self.asr.or(fallback.asr),
             vad: self.vad.or(fallback.vad),
             tts: self.tts.or(fallback.tts),
+            nlu: self.nlu.or(fallback.nlu),
             simulate: self.simulate.or(fallback.simulate),
         }
     }

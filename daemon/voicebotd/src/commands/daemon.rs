@@ -39,8 +39,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
     tracker.spawn(signals.wait(shutdown.clone()));
 
     let load_config = config.clone();
-    let loading =
-        tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()));
+    let loading = tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()));
     let engines = tokio::select! {
         loaded = loading => loaded.map_err(|e| CliError::Failed(format!("engine loader panicked: {e}")))??,
         () = shutdown.cancelled() => {
@@ -59,10 +58,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
     shutdown.cancelled().await;
     info!("shutting down");
     tracker.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
         warn!(deadline = ?DRAIN_DEADLINE, "tasks did not finish in time; exiting anyway");
     }
     drop(engines);

@@ -5,6 +5,7 @@ pub(crate) mod models;
 pub(crate) mod say;
 pub(crate) mod simulate;
 pub(crate) mod transcribe;
+pub(crate) mod understand;
 
 use voicebot_core::LanguageChoice;
 
@@ -18,9 +19,7 @@ pub(crate) fn language_choice(
     match flag {
         Some(s) => s
             .parse()
-            .map_err(|e: voicebot_core::language::UnknownLanguage| {
-                CliError::Usage(format!("--lang: {e}"))
-            }),
+            .map_err(|e: voicebot_core::language::UnknownLanguage| CliError::Usage(format!("--lang: {e}"))),
         None => Ok(default.clone()),
     }
 }

@@ -41,23 +41,14 @@ fn report(config: &Config, verify_hashes: bool) -> Result<(), CliError> {
                 FileStatus::WrongHash { actual } => format!("BAD sha256 {actual}"),
             };
             bad += usize::from(!status.is_ok());
-            println!(
-                "  {:<10} {:>12}  {}",
-                word.split(' ').next().unwrap_or(""),
-                file.size,
-                file.path
-            );
+            println!("  {:<10} {:>12}  {}", word.split(' ').next().unwrap_or(""), file.size, file.path);
             if word.contains(' ') {
                 println!("             {word}");
             }
         }
     }
     if bad > 0 {
-        let verb = if verify_hashes {
-            "failed verification"
-        } else {
-            "are missing or wrong"
-        };
+        let verb = if verify_hashes { "failed verification" } else { "are missing or wrong" };
         return Err(CliError::Engine(voicebot_core::EngineError::Load {
             engine: "model store",
             path: store.dir,
@@ -80,10 +71,7 @@ fn fetch(config: &Config, only: Option<&str>) -> Result<(), CliError> {
         .status()
         .map_err(|e| CliError::Failed(format!("cannot run python3 {}: {e}", script.display())))?;
     if !status.success() {
-        return Err(CliError::Failed(format!(
-            "{} failed ({status})",
-            script.display()
-        )));
+        return Err(CliError::Failed(format!("{} failed ({status})", script.display())));
     }
     Ok(())
 }
@@ -91,16 +79,9 @@ fn fetch(config: &Config, only: Option<&str>) -> Result<(), CliError> {
 /// `$VOICEBOTD_FETCH_SCRIPT`, the packaged copy, or the source checkout's.
 fn fetch_script() -> Option<PathBuf> {
     let env = std::env::var_os("VOICEBOTD_FETCH_SCRIPT").map(PathBuf::from);
-    let packaged = std::env::current_exe().ok().and_then(|exe| {
-        exe.parent()
-            .map(|d| d.join("../share/voicebotd/models/fetch.py"))
-    });
-    let source = Some(PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/fetch.py"
-    )));
-    [env, packaged, source]
-        .into_iter()
-        .flatten()
-        .find(|p| p.exists())
+    let packaged = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("../share/voicebotd/models/fetch.py")));
+    let source = Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/fetch.py")));
+    [env, packaged, source].into_iter().flatten().find(|p| p.exists())
 }

@@ -1,22 +1,26 @@
 //! `voicebotd simulate TURN.wav... [--json]`: one call through the real engines.
 //!
-//! Each turn is heard (VAD + Whisper), understood, answered and spoken; the
-//! reply is written as a WAV. Until the understanding and conversation issues
-//! land, intent comes from the keyword rule in `voicebot_core::keyword_intent`
-//! and replies are canned; the JSON fields are already the contract.
+//! Each turn is heard (VAD + Whisper), understood against the knowledge pack
+//! (intent, slots, emotion from text and voice), answered from the pack
+//! (asking for a missing slot) and spoken; the reply is written as a WAV.
+//! Slots and the emotion trajectory carry across turns. The hand-over rules
+//! here are the minimal ones (a request for a person, a sensitive intent,
+//! very negative emotion); the conversation issue replaces them with the
+//! full escalation policy.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use voicebot_audio::Audio;
+use voicebot_audio::{Audio, ENGINE_RATE};
 use voicebot_core::Language;
 use voicebot_core::config::Config;
-use voicebot_core::keyword_intent;
-use voicebot_core::reply::{canned_reply, escalation_reason};
-use voicebot_engines::loader::{self, EngineNeeds};
+use voicebot_engines::loader;
+use voicebot_understanding::answer;
+use voicebot_understanding::emotion::{self, CallBaseline, Emotion, Trajectory};
+use voicebot_understanding::slots::Slot;
 
 use crate::error::CliError;
-use crate::turn;
+use crate::nlu::load_analyzer;
 
 pub(crate) struct Options {
     pub(crate) json: bool,
@@ -32,63 +36,98 @@ struct TurnLine {
     language: String,
     intent: String,
     confidence: f32,
-    /// Filled once emotion detection lands (understanding issue).
-    emotion: Option<serde_json::Value>,
+    emotion: Emotion,
     reply_text: String,
     reply_audio: String,
     escalated: bool,
     reason: Option<String>,
 }
 
+/// Why the caller goes to a person, if they do.
+fn handover_reason(
+    intent: &str,
+    sensitive: bool,
+    emotion: &Emotion,
+    trajectory: &Trajectory,
+) -> Option<&'static str> {
+    if intent == "human_agent" {
+        Some("requested")
+    } else if sensitive {
+        Some("sensitive")
+    } else if emotion.valence <= -2 || trajectory.is_worsening() {
+        Some("negative_emotion")
+    } else {
+        None
+    }
+}
+
+/// Keeps the newest value of each slot kind.
+fn remember(call_slots: &mut Vec<Slot>, new: &[Slot]) {
+    for slot in new {
+        call_slots.retain(|s| s.kind != slot.kind);
+        call_slots.push(slot.clone());
+    }
+}
+
 pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Result<(), CliError> {
     let language = super::language_choice(options.lang.as_deref(), &config.asr.language)?;
     // Check every input before loading models: a bad file fails fast and by name.
-    let audios: Vec<Audio> = turns
-        .iter()
-        .map(|t| voicebot_audio::read_wav(t))
-        .collect::<Result<_, _>>()?;
-    let reply_dir = options
-        .reply_dir
-        .clone()
-        .unwrap_or_else(|| config.simulate.reply_dir.clone());
+    let audios: Vec<Audio> = turns.iter().map(|t| voicebot_audio::read_wav(t)).collect::<Result<_, _>>()?;
+    let reply_dir = options.reply_dir.clone().unwrap_or_else(|| config.simulate.reply_dir.clone());
     std::fs::create_dir_all(&reply_dir).map_err(|e| {
-        CliError::Failed(format!(
-            "cannot create reply directory {}: {e}",
-            reply_dir.display()
-        ))
+        CliError::Failed(format!("cannot create reply directory {}: {e}", reply_dir.display()))
     })?;
     let mut needs = super::transcribe::needs_for(&language);
     needs.tts = true;
-    let engines = loader::load(config, EngineNeeds { ..needs })?;
-    let tts = engines
-        .tts
-        .clone()
-        .ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
+    needs.embedder = true;
+    let engines = loader::load(config, needs)?;
+    let analyzer = load_analyzer(config, &engines)?;
+    let tts = engines.tts.clone().ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
     let mut ear = turn::ear(&engines, config)?;
     ear.prepare(&language)?;
 
+    let mut call_slots: Vec<Slot> = Vec::new();
+    let mut trajectory = Trajectory::new();
+    let mut baseline = CallBaseline::new();
     for (index, audio) in audios.iter().enumerate() {
         let turn = index + 1;
-        let transcript = turn::hear(&mut ear, audio, &language)?;
-        let guess = keyword_intent::classify(&transcript.text, &transcript.language);
-        let reply_language = if transcript.language == Language::Zh {
-            Language::Zh
-        } else {
-            Language::En
+        let pcm = audio.at_rate(ENGINE_RATE)?.samples;
+        let transcript = ear.hear(&pcm, &language)?;
+        let voice = emotion::analyze(&pcm, emotion::spoken_word_count(&transcript.text));
+        let heard = analyzer.analyze(
+            &transcript.text,
+            &transcript.language,
+            Some(&voice),
+            baseline.features().as_ref(),
+        )?;
+        baseline.observe(&voice);
+        trajectory.push(heard.emotion);
+        remember(&mut call_slots, &heard.slots);
+
+        let reply_language = if transcript.language == Language::Zh { Language::Zh } else { Language::En };
+        let reason =
+            handover_reason(&heard.intent.intent, heard.intent.sensitive, &heard.emotion, &trajectory);
+        let reply_text = match reason {
+            Some(_) => {
+                answer::compose(analyzer.pack(), "human_agent", None, &call_slots, &reply_language).text
+            }
+            None => {
+                let faq = heard.intent.faq.as_deref();
+                answer::compose(analyzer.pack(), &heard.intent.intent, faq, &call_slots, &reply_language).text
+            }
         };
-        let reply_text = canned_reply(guess.intent, &reply_language);
-        let speech = tts.synthesize(reply_text, &reply_language, config.tts.rate)?;
+        let speech = tts.synthesize(&reply_text, &reply_language, config.tts.rate)?;
         let reply_path = reply_dir.join(format!("turn-{turn:02}.wav"));
         voicebot_audio::write_wav(&reply_path, &speech.samples, speech.sample_rate)?;
-        let reason = escalation_reason(guess.intent);
+        let masked = heard.masked();
         let line = TurnLine {
             turn,
-            transcript: transcript.text,
-            language: transcript.language.code().to_owned(),
-            intent: guess.intent.to_owned(),
-            confidence: guess.confidence,
-            emotion: None,
-            reply_text: reply_text.to_owned(),
+            transcript: masked.text,
+            language: masked.language,
+            intent: masked.intent,
+            confidence: masked.confidence,
+            emotion: heard.emotion,
+            reply_text,
             reply_audio: reply_path.display().to_string(),
             escalated: reason.is_some(),
             reason: reason.map(str::to_owned),
@@ -99,14 +138,14 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
                 1 => format!("turn {}", turn + 1),
                 _ => format!("turns {}..{}", turn + 1, turns.len()),
             };
-            eprintln!(
-                "voicebotd: {skipped} not played: the caller was handed to an agent at turn {turn}"
-            );
+            eprintln!("voicebotd: {skipped} not played: the caller was handed to an agent at turn {turn}");
             break;
         }
     }
     Ok(())
 }
+
+use crate::turn;
 
 fn print_line(line: &TurnLine, json: bool, source: &Path) -> Result<(), CliError> {
     if json {
@@ -118,13 +157,15 @@ fn print_line(line: &TurnLine, json: bool, source: &Path) -> Result<(), CliError
             None => String::new(),
         };
         println!(
-            "turn {} ({}): {:?} [{}] → {} ({:.2}) → {:?} → {}{handover}",
+            "turn {} ({}): {:?} [{}] → {} ({:.2}, {} {:+}) → {:?} → {}{handover}",
             line.turn,
             source.display(),
             line.transcript,
             line.language,
             line.intent,
             line.confidence,
+            line.emotion.label.as_str(),
+            line.emotion.valence,
             line.reply_text,
             line.reply_audio,
         );

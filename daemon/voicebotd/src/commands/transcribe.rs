@@ -21,12 +21,7 @@ struct TranscribeOutput {
     elapsed_seconds: f64,
 }
 
-pub(crate) fn run(
-    config: &Config,
-    file: &Path,
-    json: bool,
-    lang: Option<&str>,
-) -> Result<(), CliError> {
+pub(crate) fn run(config: &Config, file: &Path, json: bool, lang: Option<&str>) -> Result<(), CliError> {
     let language = super::language_choice(lang, &config.asr.language)?;
     // Read the input before loading models, so a bad file fails fast.
     let started = Instant::now();
@@ -45,10 +40,7 @@ pub(crate) fn run(
             audio_seconds: round3(audio.duration_seconds()),
             elapsed_seconds: round3(elapsed.as_secs_f64()),
         };
-        println!(
-            "{}",
-            serde_json::to_string(&out).map_err(|e| CliError::Failed(e.to_string()))?
-        );
+        println!("{}", serde_json::to_string(&out).map_err(|e| CliError::Failed(e.to_string()))?);
     } else {
         println!("{}", transcript.text);
     }
@@ -69,6 +61,7 @@ pub(crate) fn needs_for(language: &LanguageChoice) -> EngineNeeds {
         asr_multilingual: multilingual,
         vad: true,
         tts: false,
+        embedder: false,
     }
 }
 

@@ -1,0 +1,135 @@
+//! The understanding stack as the product runs it (MiniLM embeddings on),
+//! scored on the held-out evaluation set in `tests/eval/`. The thresholds
+//! fail the build when accuracy drops.
+
+use std::sync::{Arc, OnceLock};
+
+use voicebot_core::Language;
+use voicebot_core::config::Config;
+use voicebot_engines::loader::{EngineNeeds, load};
+use voicebot_understanding::intent::{IntentClassifier, IntentResult};
+use voicebot_understanding::pack::KnowledgePack;
+
+fn classifier_with(pack: KnowledgePack) -> IntentClassifier {
+    let config = Config::embedded_default().expect("config");
+    let engines =
+        load(&config, EngineNeeds { embedder: true, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+    IntentClassifier::new(Arc::new(pack), engines.embedder).expect("classifier")
+}
+
+fn classifier() -> &'static IntentClassifier {
+    static CLASSIFIER: OnceLock<IntentClassifier> = OnceLock::new();
+    CLASSIFIER.get_or_init(|| classifier_with(KnowledgePack::embedded()))
+}
+
+fn rows(file: &str) -> Vec<(String, String)> {
+    let path = format!("{}/../../tests/eval/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (intent, utterance) = l.split_once('\t').unwrap_or_else(|| panic!("bad row {l:?}"));
+            (intent.to_owned(), utterance.to_owned())
+        })
+        .collect()
+}
+
+/// Per-intent (right, total), overall accuracy, and the misclassified rows.
+struct Score {
+    per_intent: std::collections::BTreeMap<String, (usize, usize)>,
+    accuracy: f64,
+    errors: Vec<(String, String, IntentResult)>,
+}
+
+fn score(file: &str, language: &Language) -> Score {
+    let rows = rows(file);
+    let mut per_intent = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    for (expected, text) in &rows {
+        let got = classifier().classify(text, language).expect("classify");
+        let entry = per_intent.entry(expected.clone()).or_insert((0, 0));
+        entry.1 += 1;
+        if &got.intent == expected {
+            entry.0 += 1;
+        } else {
+            errors.push((expected.clone(), text.clone(), got));
+        }
+    }
+    let right: usize = per_intent.values().map(|v| v.0).sum();
+    Score { per_intent, accuracy: right as f64 / rows.len() as f64, errors }
+}
+
+fn report(score: &Score) {
+    for (expected, text, got) in &score.errors {
+        eprintln!("  {text:?}: expected {expected}, got {} ({:.2})", got.intent, got.confidence);
+    }
+}
+
+fn recall(score: &Score, intent: &str) -> f64 {
+    let (right, total) = score.per_intent[intent];
+    right as f64 / total as f64
+}
+
+#[test]
+fn english_intent_accuracy_and_safety_recall() {
+    let score = score("intents_en.tsv", &Language::En);
+    report(&score);
+    eprintln!("en accuracy {:.3}", score.accuracy);
+    assert!(score.accuracy >= 0.95, "en accuracy {:.3}", score.accuracy);
+    assert_eq!(recall(&score, "human_agent"), 1.0);
+    assert_eq!(recall(&score, "account_security"), 1.0);
+}
+
+#[test]
+fn chinese_intent_accuracy_and_safety_recall() {
+    let score = score("intents_zh.tsv", &Language::Zh);
+    report(&score);
+    eprintln!("zh accuracy {:.3}", score.accuracy);
+    assert!(score.accuracy >= 0.90, "zh accuracy {:.3}", score.accuracy);
+    assert_eq!(recall(&score, "human_agent"), 1.0);
+    assert_eq!(recall(&score, "account_security"), 1.0);
+}
+
+/// Leave-one-out over the pack's own examples, for calibration (never the eval set).
+#[test]
+#[ignore = "calibration report"]
+fn leave_one_out_threshold_grid() {
+    let mut pack = KnowledgePack::embedded();
+    pack.out_of_scope_threshold = 0.0;
+    let classifier = classifier_with(pack.clone());
+    for language in [Language::En, Language::Zh] {
+        let mut results = Vec::new();
+        for intent in &pack.intents {
+            for text in intent.examples.get(&language).into_iter().flatten() {
+                results.push((intent.name.clone(), classifier.classify_held_out(text, &language).unwrap()));
+            }
+        }
+        for t in [0.0f32, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5] {
+            let right = results
+                .iter()
+                .filter(|(e, g)| {
+                    let p = if g.intent != "out_of_scope" && g.confidence < t {
+                        "out_of_scope"
+                    } else {
+                        &g.intent
+                    };
+                    e == p
+                })
+                .count();
+            eprintln!("LOO {language} threshold {t:.2}: {:.1}%", 100.0 * right as f64 / results.len() as f64);
+        }
+    }
+}
+
+/// The published sentence-transformers example: cos ≈ 0.7553 for this pair.
+#[test]
+fn minilm_reproduces_the_published_similarity() {
+    let config = Config::embedded_default().expect("config");
+    let engines =
+        load(&config, EngineNeeds { embedder: true, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let embedder = engines.embedder.expect("embedder");
+    let v = embedder.embed(&["A man is eating food.", "A man is eating a piece of bread."]).expect("embed");
+    let cos: f32 = v[0].iter().zip(&v[1]).map(|(a, b)| a * b).sum();
+    assert!((cos - 0.7553).abs() < 0.01, "cos {cos}");
+}
