@@ -102,7 +102,10 @@ impl Analyzer {
     ) -> Result<Analysis, EngineError> {
         let intent = self.classifier.classify(text, language)?;
         let slots = slots::extract(text, language, self.pack());
-        let emotion = self.emotion.estimate(text, language, audio, baseline);
+        let emotion = crate::emotion::fusion::with_intent(
+            self.emotion.estimate(text, language, audio, baseline),
+            &intent.intent,
+        );
         Ok(Analysis { text: text.to_owned(), language: language.clone(), intent, slots, emotion })
     }
 }

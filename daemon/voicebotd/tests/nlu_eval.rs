@@ -133,3 +133,67 @@ fn minilm_reproduces_the_published_similarity() {
     let cos: f32 = v[0].iter().zip(&v[1]).map(|(a, b)| a * b).sum();
     assert!((cos - 0.7553).abs() < 0.01, "cos {cos}");
 }
+
+/// Valence sign on the clearly emotional rows (labelled valence ≠ 0) of
+/// `tests/eval/emotion.tsv`, through the product path (intent-aware emotion),
+/// text only (the set has no audio).
+#[test]
+fn emotion_valence_sign_on_clearly_emotional_utterances() {
+    use voicebot_understanding::analysis::Analyzer;
+    use voicebot_understanding::emotion::EmotionEstimator;
+    let config = Config::embedded_default().expect("config");
+    let store = voicebot_engines::loader::model_store(&config);
+    let lexicon = std::fs::read_to_string(
+        store.verified(&config.nlu.sentiment_lexicon).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .expect("lexicon");
+    let engines =
+        load(&config, EngineNeeds { embedder: true, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let analyzer = Analyzer::new(
+        Arc::new(KnowledgePack::embedded()),
+        engines.embedder,
+        EmotionEstimator::new(&lexicon).expect("estimator"),
+    )
+    .expect("analyzer");
+    let path = format!("{}/../../tests/eval/emotion.tsv", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("emotion.tsv");
+    let mut per_language: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut neutral = (0usize, 0usize);
+    let mut labels = (0usize, 0usize);
+    for row in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        let (lang, valence, label, utterance) =
+            (cols[0], cols[1].parse::<i8>().expect("valence"), cols[2], cols[3]);
+        let language: Language = lang.parse().expect("language");
+        let got = analyzer.analyze(utterance, &language, None, None).expect("analyze").emotion;
+        labels.1 += 1;
+        labels.0 += usize::from(got.label.as_str() == label);
+        if valence == 0 {
+            neutral.1 += 1;
+            neutral.0 += usize::from(got.valence == 0);
+            continue;
+        }
+        let entry = per_language.entry(lang.to_owned()).or_default();
+        entry.1 += 1;
+        if got.valence.signum() == valence.signum() {
+            entry.0 += 1;
+        } else {
+            eprintln!(
+                "  {lang} {utterance:?}: labelled {valence}, got {} ({})",
+                got.valence,
+                got.label.as_str()
+            );
+        }
+    }
+    eprintln!(
+        "emotion label agreement {}/{}; neutral rows read as neutral {}/{}",
+        labels.0, labels.1, neutral.0, neutral.1
+    );
+    for (lang, (right, total)) in &per_language {
+        eprintln!("emotion valence sign {lang}: {right}/{total} = {:.3}", *right as f64 / *total as f64);
+    }
+    for (lang, (right, total)) in &per_language {
+        let rate = *right as f64 / *total as f64;
+        assert!(rate >= 0.85, "{lang} valence sign {rate:.3}");
+    }
+}

@@ -38,10 +38,27 @@ fn is_clause_break(c: char) -> bool {
     matches!(c, '，' | '。' | '！' | '？' | '；' | '、' | '：' | '…' | ',' | '.' | '!' | '?' | ';' | ':')
 }
 
+/// Byte offsets of the 不/没 in "A不A" / "A没A" questions (会不会, 能不能,
+/// 有没有, 是不是): they ask, they do not negate.
+fn question_negators(text: &str) -> Vec<usize> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    chars
+        .windows(3)
+        .filter(|w| matches!(w[1].1, '不' | '没') && w[0].1 == w[2].1 && super::is_han(w[0].1))
+        .map(|w| w[1].0)
+        .collect()
+}
+
 fn tokenize(zh: &ZhLexicon, english: &Lexicon, text: &str) -> Vec<Token> {
     let mut tokens = Vec::with_capacity(text.len() / 3 + 1);
+    let questions = question_negators(text);
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
+        if questions.contains(&(text.len() - rest.len())) {
+            tokens.push(Token::Plain);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
         if c.is_whitespace() || is_particle(c) {
             rest = &rest[c.len_utf8()..];
             continue;
@@ -200,6 +217,12 @@ mod tests {
         let reading = read("非常满意");
         assert!((reading.compound - normalize(2.4 + B_INCR)).abs() < 1e-4);
         assert!(read("满意").compound < reading.compound);
+    }
+
+    #[test]
+    fn an_a_not_a_question_does_not_negate() {
+        assert!(read("会不会泄露").compound < 0.0, "will it leak? stays negative");
+        assert!(read("满意不满意").compound >= 0.0);
     }
 
     #[test]

@@ -23,8 +23,10 @@ use super::arousal::{HIGH_AROUSAL, text_arousal, with_voice};
 use super::reading::{Cues, TextReading};
 use super::{Emotion, EmotionLabel};
 
-/// `|compound|` from which the valence is ±1.
-pub const MILD_VALENCE: f32 = 0.3;
+/// `|compound|` from which the valence is ±1: VADER's published cut for
+/// "positive"/"negative" (its authors' ±0.05). The hotline layer already
+/// zeroes polite words ("please", "help"), so courtesy does not read as joy.
+pub const MILD_VALENCE: f32 = 0.05;
 /// `|compound|` from which the valence is ±2.
 pub const STRONG_VALENCE: f32 = 0.55;
 /// Prosody score from which the voice adds one level to a non-zero valence.
@@ -41,6 +43,23 @@ pub(crate) fn valence_level(compound: f32) -> i8 {
         0
     };
     if compound < 0.0 { -level } else { level }
+}
+
+/// What the caller wants says something about how they feel: a complaint is
+/// at least mildly negative, a fraud or security report at least anxious.
+/// Applied only when the words alone read as neutral: it never overrides
+/// what the caller actually said.
+pub fn with_intent(emotion: Emotion, intent: &str) -> Emotion {
+    if emotion.valence != 0 {
+        return emotion;
+    }
+    let label = match intent {
+        "complaint" if emotion.arousal >= HIGH_AROUSAL => EmotionLabel::Angry,
+        "complaint" => EmotionLabel::Frustrated,
+        "account_security" => EmotionLabel::Anxious,
+        _ => return emotion,
+    };
+    Emotion { valence: -1, label, ..emotion }
 }
 
 /// Combines the text reading with the voice's prosody score.
@@ -118,10 +137,25 @@ mod tests {
     }
 
     #[test]
+    fn a_complaint_or_fraud_report_is_never_read_as_neutral() {
+        let calm =
+            Emotion { valence: 0, arousal: 0.2, label: EmotionLabel::Neutral, score: 0.0, prosody: None };
+        assert_eq!(with_intent(calm, "complaint").label, EmotionLabel::Frustrated);
+        assert_eq!(with_intent(calm, "account_security").valence, -1);
+        assert_eq!(with_intent(calm, "account_security").label, EmotionLabel::Anxious);
+        assert_eq!(with_intent(calm, "store_hours"), calm);
+        let angry = Emotion { valence: -2, label: EmotionLabel::Angry, ..calm };
+        assert_eq!(with_intent(angry, "complaint"), angry);
+        let pleased = Emotion { valence: 2, label: EmotionLabel::Satisfied, ..calm };
+        assert_eq!(with_intent(pleased, "complaint"), pleased);
+    }
+
+    #[test]
     fn valence_levels_follow_the_thresholds() {
         assert_eq!(valence_level(0.0), 0);
-        assert_eq!(valence_level(0.29), 0);
-        assert_eq!(valence_level(-0.3), -1);
+        assert_eq!(valence_level(0.04), 0);
+        assert_eq!(valence_level(-0.05), -1);
+        assert_eq!(valence_level(0.54), 1);
         assert_eq!(valence_level(0.6), 2);
         assert_eq!(valence_level(-1.0), -2);
         assert_eq!(valence_level(f32::NAN), 0);

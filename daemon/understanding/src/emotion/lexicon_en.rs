@@ -22,6 +22,8 @@ pub(crate) const OVERRIDES: &[(&str, f32)] = &[
     // Functional or polite senses on a service line: neutral.
     ("like", 0.0),
     ("please", 0.0),
+    ("giving", 0.0),
+    ("give", 0.0),
     ("yes", 0.0),
     ("yeah", 0.0),
     ("ok", 0.0),
