@@ -60,7 +60,13 @@ impl SentenceEmbedder for MiniLmEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(inference)?;
+        // One by one: `encode_batch` goes through rayon, which was seen to
+        // deadlock on tokio's blocking threads; the model still runs batched.
+        let encodings = texts
+            .iter()
+            .map(|text| self.tokenizer.encode(*text, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(inference)?;
         let len = encodings.iter().map(|e| e.get_ids().len().min(MAX_TOKENS)).max().unwrap_or(1).max(1);
         let mut ids = vec![0i64; texts.len() * len];
         let mut mask = vec![0i64; texts.len() * len];

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
 fn init_logging(daemon: bool) {
     let default = if daemon { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 /// The config from `--config`, or the embedded default.

@@ -22,11 +22,19 @@ pub(crate) fn load_pack(config: &Config) -> Result<KnowledgePack, CliError> {
 
 /// The analyzer for the configured pack; `engines.embedder` adds embeddings.
 pub(crate) fn load_analyzer(config: &Config, engines: &Engines) -> Result<Analyzer, CliError> {
-    let pack = load_pack(config)?;
+    analyzer_for(Arc::new(load_pack(config)?), config, engines)
+}
+
+/// The analyzer for `pack`.
+pub(crate) fn analyzer_for(
+    pack: Arc<KnowledgePack>,
+    config: &Config,
+    engines: &Engines,
+) -> Result<Analyzer, CliError> {
     let lexicon_path = model_store(config).verified(&config.nlu.sentiment_lexicon)?;
     let lexicon = std::fs::read_to_string(&lexicon_path)
         .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", lexicon_path.display())))?;
     let emotion = EmotionEstimator::new(&lexicon)
         .map_err(|e| CliError::Failed(format!("{}: {e}", lexicon_path.display())))?;
-    Ok(Analyzer::new(Arc::new(pack), engines.embedder.clone(), emotion)?)
+    Ok(Analyzer::new(pack, engines.embedder.clone(), emotion)?)
 }

@@ -366,3 +366,89 @@ fn a_bad_pack_in_the_config_stops_start_up_with_its_line() {
     let out = understand(b"hello\n", &["--config", config.to_str().unwrap()]);
     assert_clean_failure(&out, 2, "pack.toml, line 4");
 }
+
+/// A running daemon whose stderr lines arrive on a channel.
+struct Daemon {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        use std::io::BufRead;
+        let mut child = bin()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("VOICEBOTD_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines, seen: String::new() }
+    }
+
+    /// Waits (at most two minutes) for a line containing every needle.
+    fn wait_for(&mut self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if needles.iter().all(|n| line.contains(n)) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needles:?}; daemon said:\n{}", self.seen);
+    }
+
+    fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn sighup_reloads_a_valid_pack_and_keeps_the_old_one_when_the_new_one_is_bad() {
+    let dir = scratch("reload");
+    let pack = dir.join("pack.toml");
+    let default = String::from_utf8(run(bin().arg("print-default-pack")).stdout).unwrap();
+    let with_version =
+        |v: &str| default.replacen("version = \"2026.11.1\"", &format!("version = \"{v}\""), 1);
+    assert!(with_version("7").contains("version = \"7\""), "the default pack's version line changed");
+    std::fs::write(&pack, with_version("7")).unwrap();
+    let config = dir.join("voicebotd.toml");
+    std::fs::write(&config, format!("[nlu]\npack = {:?}\n", pack.display().to_string())).unwrap();
+
+    let mut daemon = Daemon::start(&config);
+    daemon.wait_for(&["voicebotd ready"]);
+
+    std::fs::write(&pack, with_version("8").replacen("[[intent]]", "[[intent]]\ncolour = \"red\"", 1))
+        .unwrap();
+    daemon.signal("HUP");
+    let line = daemon.wait_for(&["knowledge pack rejected"]);
+    assert!(line.contains("keeping=7") && line.contains("colour"), "{line}");
+
+    std::fs::write(&pack, with_version("9")).unwrap();
+    daemon.signal("HUP");
+    let line = daemon.wait_for(&["knowledge pack reloaded"]);
+    assert!(line.contains("version=9") && line.contains("previous=7"), "{line}");
+
+    daemon.signal("TERM");
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", daemon.seen);
+}

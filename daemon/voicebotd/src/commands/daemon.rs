@@ -3,20 +3,27 @@
 //! Structured shutdown: one root cancellation token, a child per subsystem,
 //! every task spawned on one tracker. SIGTERM (systemd) and SIGINT both start
 //! the drain; tasks then get a deadline to finish. Engines load on a blocking
-//! thread, never on the reactor. The phone and kiosk channels, MQTT and
+//! thread, never on the reactor. SIGHUP (`systemctl reload`) reloads the
+//! knowledge pack: a pack that fails validation is rejected and the one in use
+//! stays; a valid one is indexed off the reactor and swapped in atomically. The phone and kiosk channels, MQTT and
 //! metrics attach here as later issues land; today the daemon loads and
 //! verifies its engines, reports ready, and waits for a signal.
 
 use std::time::Duration;
 
+use std::sync::{Arc, RwLock};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+
+use tracing::{error, info, warn};
 use voicebot_core::config::Config;
 use voicebot_engines::loader::{self, EngineNeeds};
+use voicebot_understanding::analysis::Analyzer;
+use voicebot_understanding::pack::{KnowledgePack, PackStore};
 
 use crate::error::CliError;
+use crate::nlu;
 
 /// How long tasks get to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -27,7 +34,11 @@ pub(crate) fn run(config: Config) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(config))
+    let result = runtime.block_on(serve(config));
+    // Blocking tasks (model loading, pack indexing) cannot be cancelled; never
+    // let one keep the process alive after the drain.
+    runtime.shutdown_timeout(DRAIN_DEADLINE);
+    result
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
@@ -39,19 +50,32 @@ async fn serve(config: Config) -> Result<(), CliError> {
     tracker.spawn(signals.wait(shutdown.clone()));
 
     let load_config = config.clone();
-    let loading = tokio::task::spawn_blocking(move || loader::load(&load_config, EngineNeeds::all()));
-    let engines = tokio::select! {
+    let loading = tokio::task::spawn_blocking(move || -> Result<_, CliError> {
+        let engines = loader::load(&load_config, EngineNeeds::all())?;
+        let pack = PackStore::new(nlu::load_pack(&load_config)?, load_config.nlu.pack.clone());
+        let analyzer = nlu::analyzer_for(pack.current(), &load_config, &engines)?;
+        Ok((engines, pack, analyzer))
+    });
+    let (engines, pack, analyzer) = tokio::select! {
         loaded = loading => loaded.map_err(|e| CliError::Failed(format!("engine loader panicked: {e}")))??,
         () = shutdown.cancelled() => {
             info!("stopped during start-up");
             return Ok(());
         }
     };
+    let brain = Arc::new(Brain {
+        config: config.clone(),
+        engines: engines.clone(),
+        pack,
+        analyzer: RwLock::new(Arc::new(analyzer)),
+    });
+    info!(pack = %brain.pack.current().name, version = %brain.pack.current().version, "knowledge pack in use");
+    tracker.spawn(reload_on_sighup(Arc::clone(&brain), shutdown.clone()));
     info!(
         model_dir = %config.models.dir.display(),
-        asr = engines.asr.is_some(),
-        vad = engines.vad.is_some(),
-        tts = engines.tts.is_some(),
+        asr = brain.engines.asr.is_some(),
+        vad = brain.engines.vad.is_some(),
+        tts = brain.engines.tts.is_some(),
         "voicebotd ready"
     );
 
@@ -61,9 +85,70 @@ async fn serve(config: Config) -> Result<(), CliError> {
     if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
         warn!(deadline = ?DRAIN_DEADLINE, "tasks did not finish in time; exiting anyway");
     }
-    drop(engines);
+    drop(brain);
     info!("stopped");
     Ok(())
+}
+
+/// What calls share: engines and the current understanding of the pack.
+struct Brain {
+    config: Config,
+    engines: voicebot_engines::loader::Engines,
+    pack: PackStore,
+    /// Calls take the `Arc` when they start and keep it for the whole call.
+    analyzer: RwLock<Arc<Analyzer>>,
+}
+
+/// Reloads the knowledge pack on each SIGHUP until shutdown.
+///
+/// # Cancel safety
+/// Returns at shutdown; a reload in progress finishes on its blocking thread
+/// and its result is dropped.
+async fn reload_on_sighup(brain: Arc<Brain>, shutdown: CancellationToken) {
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGHUP; knowledge-pack reload on request is off");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let brain = Arc::clone(&brain);
+        let reloaded = tokio::task::spawn_blocking(move || reload_pack(&brain)).await;
+        if let Err(e) = reloaded {
+            error!(error = %e, "knowledge-pack reload panicked");
+        }
+    }
+}
+
+fn reload_pack(brain: &Brain) {
+    let in_use = brain.pack.current();
+    let candidate = match &brain.config.nlu.pack {
+        Some(path) => KnowledgePack::load(path),
+        None => {
+            info!("SIGHUP: the embedded pack is in use; nothing to reload");
+            return;
+        }
+    };
+    let pack = match candidate {
+        Ok(pack) => Arc::new(pack),
+        Err(e) => {
+            error!(error = %e, keeping = %in_use.version, "knowledge pack rejected");
+            return;
+        }
+    };
+    match nlu::analyzer_for(Arc::clone(&pack), &brain.config, &brain.engines) {
+        Ok(analyzer) => {
+            let _ = brain.pack.replace((*pack).clone());
+            *brain.analyzer.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(analyzer);
+            info!(pack = %pack.name, version = %pack.version, previous = %in_use.version, "knowledge pack reloaded");
+        }
+        Err(e) => error!(error = %e, keeping = %in_use.version, "knowledge pack rejected"),
+    }
 }
 
 /// SIGTERM (systemd's stop) and SIGINT (Ctrl-C), hooked at start.

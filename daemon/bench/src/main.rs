@@ -1,0 +1,124 @@
+//! `voicebot-bench`: measures voicebotd's speech engines against reference
+//! harnesses run in the same process, interleaved run by run.
+//!
+//! Every subcommand writes one JSON file; `report` turns them into the
+//! markdown tables of BENCHMARKS.md. `scripts/bench.sh` runs them all.
+
+mod asr;
+mod audioctx;
+mod clips;
+mod fw;
+mod reference;
+mod report;
+mod stats;
+mod tts;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "voicebot-bench", about = "Benchmarks for voicebotd's engines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Makes the clip set: Piper-spoken hotline sentences, the bundled 8 kHz
+    /// calls and JFK, each also as raw 16 kHz f32 for the Python peer.
+    Clips {
+        #[arg(long, default_value = "target/bench/clips")]
+        out: PathBuf,
+        /// Where the bundled calls and their make.sh live.
+        #[arg(long, default_value = "tests/fixtures/calls")]
+        calls: PathBuf,
+    },
+    /// ASR: reference whisper_full harness, voicebotd (Ear and whisper-rs
+    /// stream), config levers, language detection and faster-whisper,
+    /// interleaved clip by clip.
+    Asr {
+        #[arg(long, default_value = "target/bench/clips")]
+        clips: PathBuf,
+        #[arg(long, default_value = "target/bench/asr.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Python with faster-whisper installed; without it the peer is skipped.
+        #[arg(long)]
+        fw_python: Option<PathBuf>,
+        /// CTranslate2 model directory for faster-whisper.
+        #[arg(long)]
+        fw_model: Option<PathBuf>,
+        #[arg(long, default_value = "bench/fw_server.py")]
+        fw_script: PathBuf,
+        /// A name for this build in the results (e.g. "portable", "native").
+        #[arg(long, default_value = "portable")]
+        build: String,
+        /// Only the reference and the default voicebotd path (for a second build).
+        #[arg(long)]
+        core_only: bool,
+        /// Print every call.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Cold vs warm streams: first turn on a new stream, with and without
+    /// `prepare`, against later turns on the same stream.
+    Stream {
+        #[arg(long, default_value = "target/bench/clips")]
+        clips: PathBuf,
+        #[arg(long, default_value = "target/bench/stream.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Why a fitted encoder window can make a call slower: audio_ctx sweep with
+    /// whisper.cpp's own counters (fallbacks, encoder and decoder passes).
+    Audioctx {
+        #[arg(long, default_value = "target/bench/clips")]
+        clips: PathBuf,
+        #[arg(long, default_value = "target/bench/audioctx.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// TTS real-time factor: Piper (English) and espeak-ng (Mandarin).
+    Tts {
+        #[arg(long, default_value = "target/bench/tts.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Prints the markdown summary of the JSON results in `dir`.
+    Report {
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    reference::silence_whisper_logs();
+    match Cli::parse().command {
+        Command::Clips { out, calls } => clips::make(&out, &calls),
+        Command::Asr { clips, out, runs, fw_python, fw_model, fw_script, build, core_only, verbose } => {
+            asr::run(&asr::AsrArgs {
+                clips,
+                out,
+                runs,
+                fw: match (fw_python, fw_model) {
+                    (Some(python), Some(model)) => Some(fw::FwArgs { python, model, script: fw_script }),
+                    _ => None,
+                },
+                build,
+                core_only,
+                verbose,
+            })
+        }
+        Command::Stream { clips, out, runs } => asr::run_stream(&clips, &out, runs),
+        Command::Audioctx { clips, out, runs } => audioctx::run(&clips, &out, runs),
+        Command::Tts { out, runs } => tts::run(&out, runs),
+        Command::Report { dir } => report::run(&dir),
+    }
+}
