@@ -60,9 +60,18 @@ fn score(file: &str, language: &Language) -> Score {
     Score { per_intent, accuracy: right as f64 / rows.len() as f64, errors }
 }
 
+/// Prints per-intent recall and the confusions (run with `--nocapture`).
 fn report(score: &Score) {
+    for (intent, (right, total)) in &score.per_intent {
+        eprintln!("  recall {intent:<22} {right}/{total}");
+    }
+    let mut confusions: std::collections::BTreeMap<(String, String), usize> = Default::default();
     for (expected, text, got) in &score.errors {
+        *confusions.entry((expected.clone(), got.intent.clone())).or_default() += 1;
         eprintln!("  {text:?}: expected {expected}, got {} ({:.2})", got.intent, got.confidence);
+    }
+    for ((expected, got), n) in &confusions {
+        eprintln!("  confusion {expected} -> {got}: {n}");
     }
 }
 

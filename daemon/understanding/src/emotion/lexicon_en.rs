@@ -23,6 +23,8 @@ pub(crate) const OVERRIDES: &[(&str, f32)] = &[
     ("like", 0.0),
     ("please", 0.0),
     ("giving", 0.0),
+    ("sorry", 0.0),
+    ("nah", 0.0),
     ("give", 0.0),
     ("yes", 0.0),
     ("yeah", 0.0),
