@@ -8,6 +8,7 @@ mod asr;
 mod audioctx;
 mod clips;
 mod fw;
+mod nlu;
 mod reference;
 mod report;
 mod stats;
@@ -96,6 +97,13 @@ enum Command {
         #[arg(long, default_value = "target/bench")]
         dir: PathBuf,
     },
+    /// Understanding latency (intent + slots + emotion) per utterance.
+    Nlu {
+        #[arg(long, default_value = "target/bench/nlu.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -120,5 +128,6 @@ fn main() -> Result<()> {
         Command::Audioctx { clips, out, runs } => audioctx::run(&clips, &out, runs),
         Command::Tts { out, runs } => tts::run(&out, runs),
         Command::Report { dir } => report::run(&dir),
+        Command::Nlu { out, runs } => nlu::run(&out, runs),
     }
 }

@@ -193,7 +193,7 @@ fn asr_tables(md: &mut String, asr: &Value, title: &str) -> Result<()> {
     writeln!(md, "\nRecognition errors (first run's hypothesis):\n")?;
     for x in &scored {
         for (clip, text) in &x.misses {
-            writeln!(md, "- `{}` on `{clip}`: \"{text}\"", x.name)?;
+            writeln!(md, "- `{}` on `{clip}`: \"{}\"", x.name, clipped(text, 120))?;
         }
         if !x.unstable.is_empty() {
             writeln!(md, "- `{}`: text varied between runs on {}", x.name, x.unstable.join(", "))?;
@@ -385,7 +385,7 @@ fn audioctx_tables(md: &mut String, ctx: &Value) -> Result<()> {
                 c["counters"]["fallbacks_p"],
                 c["counters"]["fallbacks_h"],
                 c["counters"]["decode_runs"],
-                s(&c["text"]).chars().take(90).collect::<String>()
+                clipped(s(&c["text"]), 90)
             )?;
         }
     }
@@ -506,4 +506,13 @@ fn rss_table(md: &mut String, rss: &Value) -> Result<()> {
     }
     writeln!(md)?;
     Ok(())
+}
+
+/// `text` cut to `n` characters, with an ellipsis and the full length when cut.
+fn clipped(text: &str, n: usize) -> String {
+    let count = text.chars().count();
+    if count <= n {
+        return text.to_owned();
+    }
+    format!("{}… ({count} chars)", text.chars().take(n).collect::<String>())
 }

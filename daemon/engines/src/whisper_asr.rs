@@ -43,11 +43,17 @@ const FULL_AUDIO_CTX: usize = 1500;
 /// The encoder window language detection uses: 384 frames, 7.68 s.
 const DETECT_AUDIO_CTX: i32 = 384;
 
+/// The smallest fitted window: 512 frames, 10.24 s. Narrower windows (192–256
+/// frames for a 2–3 s turn) make tiny.en repeat the sentence until the token
+/// limit and drop leading words (see BENCHMARKS.md, "audio_ctx").
+const FIT_MIN_AUDIO_CTX: usize = 512;
+
 /// The encoder context for `samples` of audio: the utterance plus a margin,
-/// rounded up to a multiple of 64, never more than the full 30 s window.
+/// rounded up to a multiple of 64, at least [`FIT_MIN_AUDIO_CTX`] and never
+/// more than the full 30 s window.
 pub fn fitted_audio_ctx(samples: usize) -> usize {
     let needed = samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + 64;
-    (needed.div_ceil(64) * 64).min(FULL_AUDIO_CTX)
+    (needed.div_ceil(64) * 64).clamp(FIT_MIN_AUDIO_CTX, FULL_AUDIO_CTX)
 }
 
 /// The loaded Whisper models.
@@ -318,8 +324,8 @@ mod tests {
 
     #[test]
     fn audio_ctx_fits_the_utterance_with_a_margin() {
-        assert_eq!(fitted_audio_ctx(3 * 16_000), 256); // 150 frames + 64, rounded to 64
-        assert_eq!(fitted_audio_ctx(16_000 / 2), 128);
+        assert_eq!(fitted_audio_ctx(3 * 16_000), 512); // the floor
+        assert_eq!(fitted_audio_ctx(11 * 16_000), 640); // 550 frames + 64, rounded to 64
         assert_eq!(fitted_audio_ctx(40 * 16_000), 1500);
     }
 
