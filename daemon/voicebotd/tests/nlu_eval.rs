@@ -106,27 +106,11 @@ fn chinese_intent_accuracy_and_safety_recall() {
 fn leave_one_out_threshold_grid() {
     let mut pack = KnowledgePack::embedded();
     pack.out_of_scope_threshold = 0.0;
-    let classifier = classifier_with(pack.clone());
+    let classifier = classifier_with(pack);
     for language in [Language::En, Language::Zh] {
-        let mut results = Vec::new();
-        for intent in &pack.intents {
-            for text in intent.examples.get(&language).into_iter().flatten() {
-                results.push((intent.name.clone(), classifier.classify_held_out(text, &language).unwrap()));
-            }
-        }
-        for t in [0.0f32, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5] {
-            let right = results
-                .iter()
-                .filter(|(e, g)| {
-                    let p = if g.intent != "out_of_scope" && g.confidence < t {
-                        "out_of_scope"
-                    } else {
-                        &g.intent
-                    };
-                    e == p
-                })
-                .count();
-            eprintln!("LOO {language} threshold {t:.2}: {:.1}%", 100.0 * right as f64 / results.len() as f64);
+        let cuts = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+        for (cut, accuracy) in classifier.leave_one_out_accuracy(&language, &cuts).expect("classify") {
+            eprintln!("LOO {language} confidence cut {cut:.2}: {:.1}%", 100.0 * accuracy);
         }
     }
 }
