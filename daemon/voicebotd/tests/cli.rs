@@ -164,13 +164,13 @@ fn say_rejects_bad_arguments_cleanly() {
 }
 
 #[test]
-fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
+fn simulate_prints_one_contract_line_per_turn_then_the_outcome() {
     let dir = scratch("simulate");
     let turns = ["order-1.wav", "order-3.wav"].map(|t| calls().join(t));
     let out = run(bin().args(["simulate", "--json", "--lang", "en", "--reply-dir"]).arg(&dir).args(&turns));
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3, "two turns and the outcome");
     let fields = [
         "turn",
         "transcript",
@@ -183,7 +183,7 @@ fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
         "escalated",
         "reason",
     ];
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in lines[..2].iter().enumerate() {
         for field in fields {
             assert!(line.get(field).is_some(), "turn {i} lacks {field}: {line}");
         }
@@ -194,6 +194,22 @@ fn simulate_prints_one_contract_line_per_turn_and_writes_replies() {
     assert_eq!(lines[0]["intent"], "order_status");
     assert_eq!(lines[1]["intent"], "goodbye");
     assert_eq!(lines[1]["escalated"], false);
+    // The bot only asked for the order number and never answered: not resolved.
+    assert_eq!(lines[2]["outcome"], "abandoned");
+    assert!(lines[2]["reason"].is_null() && lines[2]["ticket"].is_null(), "{}", lines[2]);
+}
+
+#[test]
+fn simulate_an_answered_call_ending_in_goodbye_is_resolved() {
+    let dir = scratch("simulate-resolved");
+    let turns = ["order-1.wav", "order-2.wav", "order-3.wav"].map(|t| calls().join(t));
+    let out = run(bin().args(["simulate", "--json", "--lang", "en", "--reply-dir"]).arg(&dir).args(&turns));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4);
+    let answer = lines[1]["reply_text"].as_str().unwrap();
+    assert!(answer.contains("45712"), "the order number fills the answer: {answer}");
+    assert_eq!(lines[3]["outcome"], "resolved", "{}", lines[3]);
 }
 
 #[test]
@@ -203,10 +219,12 @@ fn simulate_hands_over_a_stolen_card_and_stops() {
     let out = run(bin().args(["simulate", "--json", "--reply-dir"]).arg(&dir).args(&turns));
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
-    assert_eq!(lines.len(), 1, "no turn after the hand-over");
+    assert_eq!(lines.len(), 2, "no turn after the hand-over, then the outcome");
     assert_eq!(lines[0]["intent"], "account_security");
     assert_eq!(lines[0]["escalated"], true);
     assert_eq!(lines[0]["reason"], "sensitive");
+    assert_eq!(lines[1]["outcome"], "escalated");
+    assert_eq!(lines[1]["reason"], "sensitive");
     assert!(stderr(&out).contains("turn 2 not played"));
 }
 

@@ -3,10 +3,11 @@
 //! Each turn is heard (VAD + Whisper), understood against the knowledge pack
 //! (intent, slots, emotion from text and voice), answered from the pack
 //! (asking for a missing slot) and spoken; the reply is written as a WAV.
-//! Slots and the emotion trajectory carry across turns. The hand-over rules
-//! here are the minimal ones (a request for a person, a sensitive intent,
-//! very negative emotion); the conversation issue replaces them with the
-//! full escalation policy.
+//! Slots and the emotion trajectory carry across turns; the escalation
+//! policy (`voicebot_dialog::escalation`) decides hand-overs and the call
+//! ends with exactly one outcome. Running out of turns counts as the caller
+//! hanging up. Tickets (`"ticket"`) are `null` until the conversation issue
+//! builds them.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,8 @@ use serde::Serialize;
 use voicebot_audio::{Audio, ENGINE_RATE};
 use voicebot_core::Language;
 use voicebot_core::config::Config;
+use voicebot_dialog::escalation::{Escalation, EscalationPolicy, Priority, TurnFacts};
+use voicebot_dialog::outcome::{CallEnd, OutcomeTracker};
 use voicebot_engines::loader;
 use voicebot_understanding::answer;
 use voicebot_understanding::emotion::{self, CallBaseline, Emotion, Trajectory};
@@ -43,24 +46,6 @@ struct TurnLine {
     reason: Option<String>,
 }
 
-/// Why the caller goes to a person, if they do.
-fn handover_reason(
-    intent: &str,
-    sensitive: bool,
-    emotion: &Emotion,
-    trajectory: &Trajectory,
-) -> Option<&'static str> {
-    if intent == "human_agent" {
-        Some("requested")
-    } else if sensitive {
-        Some("sensitive")
-    } else if emotion.valence <= -2 || trajectory.is_worsening() {
-        Some("negative_emotion")
-    } else {
-        None
-    }
-}
-
 /// Keeps the newest value of each slot kind.
 fn remember(call_slots: &mut Vec<Slot>, new: &[Slot]) {
     for slot in new {
@@ -86,6 +71,8 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
     let mut ear = turn::ear(&engines, config)?;
     ear.prepare(&language)?;
 
+    let mut escalation = Escalation::new(EscalationPolicy::default(), Priority::Standard);
+    let mut outcome = OutcomeTracker::new();
     let mut call_slots: Vec<Slot> = Vec::new();
     let mut trajectory = Trajectory::new();
     let mut baseline = CallBaseline::new();
@@ -105,15 +92,29 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
         remember(&mut call_slots, &heard.slots);
 
         let reply_language = if transcript.language == Language::Zh { Language::Zh } else { Language::En };
-        let reason =
-            handover_reason(&heard.intent.intent, heard.intent.sensitive, &heard.emotion, &trajectory);
+        let reason = escalation.assess(&TurnFacts {
+            intent: &heard.intent.intent,
+            confidence: heard.intent.confidence,
+            sensitive: heard.intent.sensitive,
+            valence: heard.emotion.valence,
+            worsening: trajectory.is_worsening(),
+            pressed_zero: false,
+            new_information: !heard.slots.is_empty(),
+        });
+        outcome.caller_said(&heard.intent.intent);
         let reply_text = match reason {
-            Some(_) => {
+            Some(reason) => {
+                outcome.escalated(reason);
                 answer::compose(analyzer.pack(), "human_agent", None, &call_slots, &reply_language).text
             }
             None => {
                 let faq = heard.intent.faq.as_deref();
-                answer::compose(analyzer.pack(), &heard.intent.intent, faq, &call_slots, &reply_language).text
+                let reply =
+                    answer::compose(analyzer.pack(), &heard.intent.intent, faq, &call_slots, &reply_language);
+                if reply.asking_for.is_none() && heard.intent.intent != "out_of_scope" {
+                    outcome.answered();
+                }
+                reply.text
             }
         };
         let speech = tts.synthesize(&reply_text, &reply_language, config.tts.rate)?;
@@ -130,7 +131,7 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
             reply_text,
             reply_audio: reply_path.display().to_string(),
             escalated: reason.is_some(),
-            reason: reason.map(str::to_owned),
+            reason: reason.map(|r| r.code().to_owned()),
         };
         print_line(&line, options.json, &turns[index])?;
         if line.escalated && turn < turns.len() {
@@ -140,6 +141,31 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
             };
             eprintln!("voicebotd: {skipped} not played: the caller was handed to an agent at turn {turn}");
             break;
+        }
+    }
+    let end = outcome.finish(CallEnd::CallerHungUp);
+    print_outcome(
+        &CallLine { outcome: end.code(), reason: end.reason().map(|r| r.code()), ticket: None },
+        options.json,
+    )
+}
+
+/// The last line of `simulate --json` (a contract).
+#[derive(Debug, Serialize)]
+struct CallLine {
+    outcome: &'static str,
+    reason: Option<&'static str>,
+    /// The hand-over ticket; `null` until tickets are built (conversation issue).
+    ticket: Option<serde_json::Value>,
+}
+
+fn print_outcome(line: &CallLine, json: bool) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string(line).map_err(|e| CliError::Failed(e.to_string()))?);
+    } else {
+        match line.reason {
+            Some(reason) => println!("call outcome: {} ({reason})", line.outcome),
+            None => println!("call outcome: {}", line.outcome),
         }
     }
     Ok(())
