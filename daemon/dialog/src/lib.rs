@@ -7,3 +7,4 @@
 
 pub mod escalation;
 pub mod outcome;
+pub mod ticket;

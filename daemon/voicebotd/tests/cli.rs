@@ -225,6 +225,15 @@ fn simulate_hands_over_a_stolen_card_and_stops() {
     assert_eq!(lines[0]["reason"], "sensitive");
     assert_eq!(lines[1]["outcome"], "escalated");
     assert_eq!(lines[1]["reason"], "sensitive");
+    let ticket = &lines[1]["ticket"];
+    assert_eq!(ticket["id"].as_str().map(str::len), Some(26), "a ULID: {ticket}");
+    assert_eq!(ticket["reason"], "sensitive");
+    assert_eq!(ticket["skill_group"], "security");
+    assert_eq!(ticket["priority"], 9);
+    assert_eq!(ticket["transcript"][0]["speaker"], "caller");
+    assert_eq!(ticket["transcript"][0]["intent"], "account_security");
+    assert_eq!(ticket["transcript"][1]["speaker"], "bot");
+    assert!(ticket["agent_assist"]["suggested_answer"].is_string(), "{ticket}");
     assert!(stderr(&out).contains("turn 2 not played"));
 }
 

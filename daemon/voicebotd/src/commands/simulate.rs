@@ -6,17 +6,18 @@
 //! Slots and the emotion trajectory carry across turns; the escalation
 //! policy (`voicebot_dialog::escalation`) decides hand-overs and the call
 //! ends with exactly one outcome. Running out of turns counts as the caller
-//! hanging up. Tickets (`"ticket"`) are `null` until the conversation issue
-//! builds them.
+//! hanging up. A hand-over produces a ticket (masked), printed with the outcome.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use ulid::Ulid;
 use voicebot_audio::{Audio, ENGINE_RATE};
 use voicebot_core::Language;
 use voicebot_core::config::Config;
 use voicebot_dialog::escalation::{Escalation, EscalationPolicy, Priority, TurnFacts};
 use voicebot_dialog::outcome::{CallEnd, OutcomeTracker};
+use voicebot_dialog::ticket::{CallContext, CallerTurn, Routing, Ticket, TicketBuilder};
 use voicebot_engines::loader;
 use voicebot_understanding::answer;
 use voicebot_understanding::emotion::{self, CallBaseline, Emotion, Trajectory};
@@ -72,6 +73,13 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
     ear.prepare(&language)?;
 
     let mut escalation = Escalation::new(EscalationPolicy::default(), Priority::Standard);
+    let mut tickets = TicketBuilder::new(CallContext {
+        channel: "simulate".into(),
+        line: None,
+        caller_id_masked: None,
+        started_at_ms: now_ms(),
+    });
+    let mut ticket: Option<Ticket> = None;
     let mut outcome = OutcomeTracker::new();
     let mut call_slots: Vec<Slot> = Vec::new();
     let mut trajectory = Trajectory::new();
@@ -102,25 +110,56 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
             new_information: !heard.slots.is_empty(),
         });
         outcome.caller_said(&heard.intent.intent);
+        let masked = heard.masked();
+        tickets.caller(&CallerTurn {
+            text: &masked.text,
+            language: &masked.language,
+            intent: &masked.intent,
+            confidence: masked.confidence,
+            valence: heard.emotion.valence,
+            emotion_label: heard.emotion.label.as_str(),
+            slots: &masked.slots,
+        });
         let reply_text = match reason {
             Some(reason) => {
                 outcome.escalated(reason);
-                answer::compose(analyzer.pack(), "human_agent", None, &call_slots, &reply_language).text
+                let promise =
+                    answer::compose(analyzer.pack(), "human_agent", None, &call_slots, &reply_language).text;
+                let intent = analyzer.pack().intent(&heard.intent.intent);
+                let suggested = answer::compose(
+                    analyzer.pack(),
+                    &heard.intent.intent,
+                    None,
+                    &call_slots,
+                    &reply_language,
+                )
+                .text;
+                let routing = Routing {
+                    reason,
+                    intent: &heard.intent.intent,
+                    skill_group: intent.map_or("general", |i| i.skill_group.as_str()),
+                    priority: intent.map_or(0, |i| i.priority),
+                    suggested_answer: (heard.intent.intent != "human_agent").then_some(suggested.as_str()),
+                };
+                tickets.bot(&promise, &heard.intent.intent, false);
+                ticket = Some(tickets.build(Ulid::new().to_string(), now_ms(), &routing, &promise));
+                promise
             }
             None => {
                 let faq = heard.intent.faq.as_deref();
                 let reply =
                     answer::compose(analyzer.pack(), &heard.intent.intent, faq, &call_slots, &reply_language);
-                if reply.asking_for.is_none() && heard.intent.intent != "out_of_scope" {
+                let answered = reply.asking_for.is_none() && heard.intent.intent != "out_of_scope";
+                if answered {
                     outcome.answered();
                 }
+                tickets.bot(&reply.text, &heard.intent.intent, answered);
                 reply.text
             }
         };
         let speech = tts.synthesize(&reply_text, &reply_language, config.tts.rate)?;
         let reply_path = reply_dir.join(format!("turn-{turn:02}.wav"));
         voicebot_audio::write_wav(&reply_path, &speech.samples, speech.sample_rate)?;
-        let masked = heard.masked();
         let line = TurnLine {
             turn,
             transcript: masked.text,
@@ -144,10 +183,17 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
         }
     }
     let end = outcome.finish(CallEnd::CallerHungUp);
+    let ticket =
+        ticket.map(|t| serde_json::to_value(t).map_err(|e| CliError::Failed(e.to_string()))).transpose()?;
     print_outcome(
-        &CallLine { outcome: end.code(), reason: end.reason().map(|r| r.code()), ticket: None },
+        &CallLine { outcome: end.code(), reason: end.reason().map(|r| r.code()), ticket },
         options.json,
     )
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The last line of `simulate --json` (a contract).
@@ -155,7 +201,7 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
 struct CallLine {
     outcome: &'static str,
     reason: Option<&'static str>,
-    /// The hand-over ticket; `null` until tickets are built (conversation issue).
+    /// The hand-over ticket (masked); `null` when nobody was handed over.
     ticket: Option<serde_json::Value>,
 }
 
