@@ -42,10 +42,14 @@ pub(crate) enum Command {
     },
     /// Play a caller's turns through the pipeline; one JSON line per turn.
     Simulate {
+        /// The caller's turns: WAV files, or typed utterances with `--text`.
         #[arg(required = true, value_name = "TURN.wav")]
         turns: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// The turns are typed utterances, not WAV files (no ASR).
+        #[arg(long)]
+        text: bool,
         /// auto | en | zh (default: the config's asr.language).
         #[arg(long)]
         lang: Option<String>,

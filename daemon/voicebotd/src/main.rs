@@ -63,9 +63,13 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Say { text, out, lang, rate } => {
             commands::say::run(&load_config(&cli)?, text, out, lang, *rate)
         }
-        Command::Simulate { turns, json, lang, reply_dir } => {
-            let options =
-                commands::simulate::Options { json: *json, lang: lang.clone(), reply_dir: reply_dir.clone() };
+        Command::Simulate { turns, json, text, lang, reply_dir } => {
+            let options = commands::simulate::Options {
+                json: *json,
+                text: *text,
+                lang: lang.clone(),
+                reply_dir: reply_dir.clone(),
+            };
             commands::simulate::run(&load_config(&cli)?, turns, &options)
         }
         Command::Understand { json, lang } => {

@@ -479,3 +479,38 @@ fn sighup_reloads_a_valid_pack_and_keeps_the_old_one_when_the_new_one_is_bad() {
     let status = daemon.child.wait().unwrap();
     assert!(status.success(), "{status:?}\n{}", daemon.seen);
 }
+
+/// The conversation issue's example calls, as typed turns: each ends with the
+/// right outcome and reason.
+#[test]
+fn simulate_text_scenarios_end_with_the_right_outcome() {
+    let scenarios: [(&[&str], &str, Option<&str>); 5] = [
+        (&["where is my order", "it's four five seven one two", "great, thanks, bye"], "resolved", None),
+        (&["I want to speak to an agent"], "escalated", Some("requested")),
+        (&["my card was stolen"], "escalated", Some("sensitive")),
+        (
+            &["purple monkey dishwasher", "the moon is made of cheese", "banana telephone seventeen"],
+            "escalated",
+            Some("repeated_failure"),
+        ),
+        (
+            &["this is absolutely disgusting, your service is the worst I have ever had"],
+            "escalated",
+            Some("negative_emotion"),
+        ),
+    ];
+    for (i, (turns, outcome, reason)) in scenarios.iter().enumerate() {
+        let dir = scratch(&format!("text-{i}"));
+        let out = run(bin().args(["simulate", "--text", "--json", "--reply-dir"]).arg(&dir).args(*turns));
+        assert!(out.status.success(), "{turns:?}: {}", stderr(&out));
+        let lines = json_lines(&out);
+        let last = lines.last().expect("outcome line");
+        assert_eq!(last["outcome"], *outcome, "{turns:?}: {last}");
+        assert_eq!(last["reason"].as_str(), *reason, "{turns:?}: {last}");
+        assert_eq!(
+            last["ticket"].is_null(),
+            reason.is_none(),
+            "{turns:?}: a ticket exactly when handed over"
+        );
+    }
+}

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use ulid::Ulid;
 use voicebot_audio::{Audio, ENGINE_RATE};
-use voicebot_core::Language;
 use voicebot_core::config::Config;
+use voicebot_core::language::detect_text_language;
+use voicebot_core::{Language, LanguageChoice};
 use voicebot_dialog::escalation::{Escalation, EscalationPolicy, Priority, TurnFacts};
 use voicebot_dialog::outcome::{CallEnd, OutcomeTracker};
 use voicebot_dialog::ticket::{CallContext, CallerTurn, Routing, Ticket, TicketBuilder};
-use voicebot_engines::loader;
+use voicebot_engines::loader::{self, EngineNeeds};
 use voicebot_understanding::answer;
 use voicebot_understanding::emotion::{self, CallBaseline, Emotion, Trajectory};
 use voicebot_understanding::slots::Slot;
@@ -28,6 +29,8 @@ use crate::nlu::load_analyzer;
 
 pub(crate) struct Options {
     pub(crate) json: bool,
+    /// Turns are typed utterances, not WAV files.
+    pub(crate) text: bool,
     pub(crate) lang: Option<String>,
     pub(crate) reply_dir: Option<PathBuf>,
 }
@@ -47,6 +50,12 @@ struct TurnLine {
     reason: Option<String>,
 }
 
+/// One caller turn as given on the command line.
+enum TurnInput {
+    Spoken(Audio),
+    Typed(String),
+}
+
 /// Keeps the newest value of each slot kind.
 fn remember(call_slots: &mut Vec<Slot>, new: &[Slot]) {
     for slot in new {
@@ -58,19 +67,32 @@ fn remember(call_slots: &mut Vec<Slot>, new: &[Slot]) {
 pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Result<(), CliError> {
     let language = super::language_choice(options.lang.as_deref(), &config.asr.language)?;
     // Check every input before loading models: a bad file fails fast and by name.
-    let audios: Vec<Audio> = turns.iter().map(|t| voicebot_audio::read_wav(t)).collect::<Result<_, _>>()?;
+    let inputs: Vec<TurnInput> = if options.text {
+        turns.iter().map(|t| TurnInput::Typed(t.to_string_lossy().into_owned())).collect()
+    } else {
+        turns.iter().map(|t| voicebot_audio::read_wav(t).map(TurnInput::Spoken)).collect::<Result<_, _>>()?
+    };
     let reply_dir = options.reply_dir.clone().unwrap_or_else(|| config.simulate.reply_dir.clone());
     std::fs::create_dir_all(&reply_dir).map_err(|e| {
         CliError::Failed(format!("cannot create reply directory {}: {e}", reply_dir.display()))
     })?;
     let mut needs = super::transcribe::needs_for(&language);
+    if options.text {
+        needs = EngineNeeds::default();
+    }
     needs.tts = true;
     needs.embedder = true;
     let engines = loader::load(config, needs)?;
     let analyzer = load_analyzer(config, &engines)?;
     let tts = engines.tts.clone().ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
-    let mut ear = turn::ear(&engines, config)?;
-    ear.prepare(&language)?;
+    let mut ear = match options.text {
+        true => None,
+        false => {
+            let mut ear = turn::ear(&engines, config)?;
+            ear.prepare(&language)?;
+            Some(ear)
+        }
+    };
 
     let mut escalation = Escalation::new(EscalationPolicy::default(), Priority::Standard);
     let mut tickets = TicketBuilder::new(CallContext {
@@ -84,22 +106,34 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
     let mut call_slots: Vec<Slot> = Vec::new();
     let mut trajectory = Trajectory::new();
     let mut baseline = CallBaseline::new();
-    for (index, audio) in audios.iter().enumerate() {
+    for (index, input) in inputs.iter().enumerate() {
         let turn = index + 1;
-        let pcm = audio.at_rate(ENGINE_RATE)?.samples;
-        let transcript = ear.hear(&pcm, &language)?;
-        let voice = emotion::analyze(&pcm, emotion::spoken_word_count(&transcript.text));
-        let heard = analyzer.analyze(
-            &transcript.text,
-            &transcript.language,
-            Some(&voice),
-            baseline.features().as_ref(),
-        )?;
-        baseline.observe(&voice);
+        let (transcript, voice) = match (input, ear.as_mut()) {
+            (TurnInput::Spoken(audio), Some(ear)) => {
+                let pcm = audio.at_rate(ENGINE_RATE)?.samples;
+                let transcript = ear.hear(&pcm, &language)?;
+                let voice = emotion::analyze(&pcm, emotion::spoken_word_count(&transcript.text));
+                (transcript.text, (transcript.language, Some(voice)))
+            }
+            (TurnInput::Typed(text), _) => {
+                let typed_language = match &language {
+                    LanguageChoice::Fixed(l) => l.clone(),
+                    LanguageChoice::Auto => detect_text_language(text),
+                };
+                (text.clone(), (typed_language, None))
+            }
+            (TurnInput::Spoken(_), None) => return Err(CliError::Failed("ASR engine not loaded".into())),
+        };
+        let (heard_language, voice) = voice;
+        let heard =
+            analyzer.analyze(&transcript, &heard_language, voice.as_ref(), baseline.features().as_ref())?;
+        if let Some(voice) = &voice {
+            baseline.observe(voice);
+        }
         trajectory.push(heard.emotion);
         remember(&mut call_slots, &heard.slots);
 
-        let reply_language = if transcript.language == Language::Zh { Language::Zh } else { Language::En };
+        let reply_language = if heard_language == Language::Zh { Language::Zh } else { Language::En };
         let reason = escalation.assess(&TurnFacts {
             intent: &heard.intent.intent,
             confidence: heard.intent.confidence,
