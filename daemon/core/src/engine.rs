@@ -44,6 +44,9 @@ pub struct Transcript {
     pub language: Language,
     /// Mean probability that the audio held no speech, as the model judged it.
     pub no_speech_probability: f32,
+    /// Mean probability of the words' tokens (0 when nothing was heard): low
+    /// values mean the recogniser was unsure of what it wrote.
+    pub confidence: f32,
 }
 
 /// A speech recogniser, loaded once per process.

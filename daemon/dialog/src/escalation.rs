@@ -116,6 +116,11 @@ impl Escalation {
         self.failed_turns
     }
 
+    /// True after a failed turn when one more hands the caller over.
+    pub fn next_failure_hands_over(&self) -> bool {
+        self.failed_turns >= 1 && self.failed_turns + 1 >= self.policy.max_failed_turns
+    }
+
     /// Decides on one turn; `None` means the bot carries on.
     pub fn assess(&mut self, turn: &TurnFacts<'_>) -> Option<EscalationReason> {
         let repeated = !GLUE.contains(&turn.intent)

@@ -2,9 +2,10 @@
 //! and why ([`escalation`]), and how a call ends ([`outcome`]).
 //!
 //! Everything here takes facts about a turn and returns a decision; drivers
-//! (the phone line, the kiosk, `simulate`) feed it. The full per-call state
-//! machine (turn-taking, barge-in, timers) builds on these.
+//! (the phone line, the kiosk, `simulate`) feed it. [`call`] is the per-call
+//! state machine (greeting, turn-taking, barge-in, timers, keypad) built on them.
 
+pub mod call;
 pub mod escalation;
 pub mod outcome;
 pub mod ticket;

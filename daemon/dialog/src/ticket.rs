@@ -59,6 +59,17 @@ pub struct AgentAssist {
     pub next_step: String,
 }
 
+/// What happens after the hand-over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUp {
+    /// The caller is being transferred to an agent.
+    #[default]
+    Transfer,
+    /// No agent could take the call: someone must call the caller back.
+    CallBack,
+}
+
 /// A hand-over ticket (serialised as the contract JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ticket {
@@ -78,6 +89,7 @@ pub struct Ticket {
     pub slots: BTreeMap<String, String>,
     pub handover: Handover,
     pub agent_assist: AgentAssist,
+    pub follow_up: FollowUp,
 }
 
 /// Where a call is: channel, line and caller, as the driver knows them.
@@ -200,6 +212,7 @@ impl TicketBuilder {
                 suggested_answer: routing.suggested_answer.map(str::to_owned),
                 next_step: next_step(routing.reason).to_owned(),
             },
+            follow_up: FollowUp::Transfer,
         }
     }
 }

@@ -282,6 +282,7 @@ fn decode(
     let mut text = String::new();
     let mut no_speech_sum = 0.0;
     let mut segments = 0;
+    let (mut token_probability_sum, mut text_tokens) = (0.0f32, 0u32);
     for segment in state.as_iter() {
         let p = segment.no_speech_probability();
         no_speech_sum += p;
@@ -291,6 +292,14 @@ fn decode(
         }
         let piece = segment.to_str_lossy().map_err(inference)?;
         text.push_str(&piece);
+        for token in (0..segment.n_tokens()).filter_map(|i| segment.get_token(i)) {
+            // Special tokens ([_BEG_], <|en|>, timestamps) say nothing about the words.
+            let special = token.to_str_lossy().is_ok_and(|t| t.starts_with("[_") || t.starts_with("<|"));
+            if !special {
+                token_probability_sum += token.token_probability();
+                text_tokens += 1;
+            }
+        }
     }
     let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state())
         .map(Language::from_code)
@@ -300,6 +309,7 @@ fn decode(
         text: clean_text(&text),
         language,
         no_speech_probability: if segments == 0 { 1.0 } else { no_speech_sum / segments as f32 },
+        confidence: if text_tokens == 0 { 0.0 } else { token_probability_sum / text_tokens as f32 },
     })
 }
 

@@ -6,6 +6,7 @@
 //! and the problem, and a rejected pack never replaces the one in use
 //! ([`PackStore`]).
 
+mod prompts;
 mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use voicebot_core::Language;
 
 use crate::slots::SlotKind;
+pub use prompts::{MenuEntry, PromptKind, Prompts, fill};
 use raw::{ByLanguage, RawPack};
 
 /// The embedded default pack: a retailer's hotline and store kiosk.
@@ -62,6 +64,10 @@ pub struct KnowledgePack {
     pub intents: Vec<Intent>,
     pub faqs: Vec<Faq>,
     pub products: Vec<Product>,
+    /// The conversation's prompts; those the file leaves out come from the embedded pack.
+    pub prompts: Prompts,
+    /// Keypad options offered when speech keeps failing (may be empty).
+    pub menu: Vec<MenuEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +119,20 @@ impl KnowledgePack {
             problem: format!("cannot read: {e}"),
         })?;
         KnowledgePack::parse(&text, &path.display().to_string())
+    }
+
+    /// The embedded pack's prompts: the defaults every pack falls back on.
+    fn default_prompts() -> Prompts {
+        static DEFAULTS: std::sync::OnceLock<Prompts> = std::sync::OnceLock::new();
+        DEFAULTS
+            .get_or_init(|| {
+                let raw: RawPack =
+                    toml::from_str(DEFAULT_PACK).unwrap_or_else(|e| panic!("embedded pack: {e}"));
+                let validator = Validator { text: DEFAULT_PACK, origin: "(embedded default pack)" };
+                let languages = [Language::En, Language::Zh];
+                validator.prompts(raw.prompts, &languages).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .clone()
     }
 
     /// Parses and validates pack text; `origin` names it in errors.
@@ -244,6 +264,12 @@ impl Validator<'_> {
             products.push(Product { sku: product.sku.into_inner(), names });
         }
 
+        let prompts = self.prompts(raw.prompts, &languages)?.or(&KnowledgePack::default_prompts());
+        let mut menu = Vec::new();
+        for entry in raw.menu {
+            menu.push(self.menu_entry(entry, &languages, &names, &menu)?);
+        }
+
         Ok(KnowledgePack {
             name: raw.pack.name,
             version: raw.pack.version.into_inner(),
@@ -252,7 +278,71 @@ impl Validator<'_> {
             intents,
             faqs,
             products,
+            prompts,
+            menu,
         })
+    }
+
+    fn prompts(
+        &self,
+        raw: BTreeMap<toml::Spanned<String>, ByLanguage<String>>,
+        languages: &[Language],
+    ) -> Result<Prompts, PackError> {
+        let mut texts = BTreeMap::new();
+        for (key, by_language) in raw {
+            let span = key.span();
+            let Some(kind) = PromptKind::from_key(key.get_ref()) else {
+                let known: Vec<&str> = PromptKind::ALL.iter().map(|k| k.key()).collect();
+                let problem =
+                    format!("unknown prompt {:?}; known prompts: {}", key.get_ref(), known.join(", "));
+                return Err(self.error(Some(span), problem));
+            };
+            let by_language =
+                self.languages(by_language, languages, span.clone(), &format!("prompt {}", kind.key()))?;
+            for (language, text) in &by_language {
+                for placeholder in crate::slots::template_placeholders(text) {
+                    if !kind.placeholders().contains(&placeholder) {
+                        let problem = format!(
+                            "prompt {}: unknown placeholder {{{placeholder}}} in the {language} text (allowed: {:?})",
+                            kind.key(),
+                            kind.placeholders()
+                        );
+                        return Err(self.error(Some(span), problem));
+                    }
+                }
+            }
+            texts.insert(kind, by_language);
+        }
+        Ok(Prompts::new(texts))
+    }
+
+    fn menu_entry(
+        &self,
+        raw: raw::RawMenuEntry,
+        languages: &[Language],
+        intents: &BTreeSet<String>,
+        earlier: &[MenuEntry],
+    ) -> Result<MenuEntry, PackError> {
+        let span = raw.digit.span();
+        let digit = match raw.digit.get_ref().as_bytes() {
+            [d @ b'1'..=b'9'] => char::from(*d),
+            _ => {
+                let problem = format!(
+                    "menu digit {:?} must be one of 1-9 (0 always asks for a person)",
+                    raw.digit.get_ref()
+                );
+                return Err(self.error(Some(span), problem));
+            }
+        };
+        if earlier.iter().any(|e| e.digit == digit) {
+            return Err(self.error(Some(span), format!("menu digit {digit} is used twice")));
+        }
+        if !intents.contains(raw.intent.get_ref()) {
+            let problem = format!("menu digit {digit} refers to unknown intent {:?}", raw.intent.get_ref());
+            return Err(self.error(Some(raw.intent.span()), problem));
+        }
+        let labels = self.languages(raw.label, languages, span, &format!("menu digit {digit}"))?;
+        Ok(MenuEntry { digit, intent: raw.intent.into_inner(), labels })
     }
 
     fn intent(&self, raw: raw::RawIntent, languages: &[Language]) -> Result<Intent, PackError> {
@@ -429,6 +519,43 @@ answer.en = "Sorry."
         assert_eq!(err.line, Some(14));
         let err = KnowledgePack::parse("[pack\n", "bad.toml").unwrap_err();
         assert_eq!(err.line, Some(1));
+    }
+
+    #[test]
+    fn prompts_override_the_defaults_and_bad_ones_are_rejected() {
+        let text = format!("{MINIMAL}\n[prompts]\ngreeting_phone.en = \"Welcome to Test.\"\n");
+        let pack = KnowledgePack::parse(&text, "t.toml").unwrap();
+        assert_eq!(pack.prompts.text(PromptKind::GreetingPhone, &Language::En), "Welcome to Test.");
+        let default_close =
+            KnowledgePack::embedded().prompts.text(PromptKind::NoInputClose, &Language::En).to_owned();
+        assert_eq!(pack.prompts.text(PromptKind::NoInputClose, &Language::En), default_close);
+
+        let err = KnowledgePack::parse(&format!("{MINIMAL}\n[prompts]\ngreting.en = \"x\"\n"), "t.toml")
+            .unwrap_err();
+        assert!(err.problem.contains("unknown prompt \"greting\""), "{err}");
+        assert_eq!(err.line, Some(17));
+        let err =
+            KnowledgePack::parse(&format!("{MINIMAL}\n[prompts]\nconfirm.en = \"{{colour}}?\"\n"), "t.toml")
+                .unwrap_err();
+        assert!(err.problem.contains("{colour}"), "{err}");
+    }
+
+    #[test]
+    fn menu_digits_must_be_1_to_9_once_and_name_known_intents() {
+        let entry = |digit: &str, intent: &str| {
+            format!("{MINIMAL}\n[[menu]]\ndigit = \"{digit}\"\nintent = \"{intent}\"\nlabel.en = \"x\"\n")
+        };
+        assert_eq!(KnowledgePack::parse(&entry("1", "human_agent"), "t").unwrap().menu[0].digit, '1');
+        assert!(KnowledgePack::parse(&entry("0", "human_agent"), "t").unwrap_err().problem.contains("1-9"));
+        assert!(KnowledgePack::parse(&entry("12", "human_agent"), "t").is_err());
+        assert!(
+            KnowledgePack::parse(&entry("2", "refunds"), "t").unwrap_err().problem.contains("unknown intent")
+        );
+        let twice = format!(
+            "{}[[menu]]\ndigit = \"1\"\nintent = \"human_agent\"\nlabel.en = \"y\"\n",
+            entry("1", "human_agent")
+        );
+        assert!(KnowledgePack::parse(&twice, "t").unwrap_err().problem.contains("twice"));
     }
 
     #[test]

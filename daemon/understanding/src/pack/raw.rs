@@ -16,6 +16,20 @@ pub(crate) struct RawPack {
     pub(crate) faqs: Vec<RawFaq>,
     #[serde(default, rename = "product")]
     pub(crate) products: Vec<RawProduct>,
+    /// The conversation's own prompts: key → text per language.
+    #[serde(default)]
+    pub(crate) prompts: BTreeMap<Spanned<String>, ByLanguage<String>>,
+    #[serde(default, rename = "menu")]
+    pub(crate) menu: Vec<RawMenuEntry>,
+}
+
+/// `[[menu]]`: a keypad option offered when speech keeps failing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMenuEntry {
+    pub(crate) digit: Spanned<String>,
+    pub(crate) intent: Spanned<String>,
+    pub(crate) label: ByLanguage<String>,
 }
 
 #[derive(Debug, Deserialize)]
