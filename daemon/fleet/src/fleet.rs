@@ -1,0 +1,252 @@
+//! [`Fleet`]: what the daemon holds. It opens the outbox and the job ledger,
+//! starts the MQTT driver when a broker is configured, and takes hand-over
+//! tickets — durably on disk before [`Fleet::hand_over`] returns, whether or
+//! not a broker is configured or reachable.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use voicebot_core::config::Config;
+use voicebot_dialog::ticket::Ticket;
+
+use crate::backoff::Backoff;
+use crate::connection::{self, ConnectionError};
+use crate::driver::{self, DriverParts};
+use crate::jobs::envelope::{self, KeyError};
+use crate::jobs::ledger::JobLedger;
+use crate::jobs::{DeviceHooks, JobBook, JobContext, JobPolicy};
+use crate::messages::{Assist, DeviceInfo};
+use crate::outbox::{Enqueued, NewTicket, Outbox, OutboxError, OutboxLimits};
+use crate::telemetry::CallMetrics;
+use crate::topics::Topics;
+
+/// Call events waiting for the driver (not durable: dropped and counted when full).
+const CALL_EVENT_QUEUE: usize = 64;
+/// Earlier tickets of the same caller shown to the agent.
+const CALLER_HISTORY: usize = 5;
+
+/// Why the fleet layer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("cannot tell this box's device id: the hostname is unreadable ({0}); set [fleet] device_id")]
+    Hostname(String),
+    #[error("the hostname {0:?} is not a valid device id ({1}); set [fleet] device_id")]
+    BadHostname(String, String),
+}
+
+/// Everything the fleet layer needs to start, resolved from the config.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    pub site: String,
+    pub device: String,
+    pub mqtt: voicebot_core::config::MqttConfig,
+    pub outbox_path: PathBuf,
+    pub limits: OutboxLimits,
+    pub telemetry_interval: Duration,
+    pub policy: JobPolicy,
+    pub info: DeviceInfo,
+    /// How long shutdown keeps delivering the outbox.
+    pub flush_deadline: Duration,
+    /// First and largest reconnect delay.
+    pub backoff: (Duration, Duration),
+}
+
+impl FleetSettings {
+    /// Resolves the config's defaults (hostname, outbox path) and loads the fleet key.
+    ///
+    /// # Errors
+    /// An unreadable key or hostname.
+    pub fn from_config(config: &Config, info: DeviceInfo) -> Result<FleetSettings, FleetError> {
+        let device = match &config.fleet.device_id {
+            Some(id) => id.clone(),
+            None => {
+                let name = hostname::get().map_err(|e| FleetError::Hostname(e.to_string()))?;
+                let name = name.to_string_lossy().into_owned();
+                voicebot_core::config::fleet::check_topic_level(&name)
+                    .map_err(|why| FleetError::BadHostname(name.clone(), why))?;
+                name
+            }
+        };
+        let key = match &config.fleet.public_key {
+            Some(path) => Some(envelope::load_public_key(path)?),
+            None => None,
+        };
+        Ok(FleetSettings {
+            site: config.fleet.site.clone(),
+            policy: JobPolicy {
+                key,
+                site: config.fleet.site.clone(),
+                device: device.clone(),
+                window: config.fleet.job_window,
+            },
+            device,
+            mqtt: config.mqtt.clone(),
+            outbox_path: config.fleet.outbox.clone().unwrap_or_else(crate::outbox::default_path),
+            limits: OutboxLimits {
+                max_tickets: config.fleet.outbox_max_tickets,
+                max_bytes: config.fleet.outbox_max_bytes,
+                max_age: config.fleet.outbox_max_age,
+            },
+            telemetry_interval: config.fleet.telemetry_interval,
+            info,
+            flush_deadline: Duration::from_secs(5),
+            backoff: (Duration::from_millis(500), Duration::from_secs(60)),
+        })
+    }
+}
+
+/// The daemon's handle on the fleet layer. Cheap to clone.
+#[derive(Clone)]
+pub struct Fleet {
+    outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>,
+    calls: mpsc::Sender<Value>,
+    metrics: Arc<CallMetrics>,
+    topics: Topics,
+    online: bool,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("topics", &self.topics).field("online", &self.online).finish()
+    }
+}
+
+impl Fleet {
+    /// Opens the outbox and ledger and, with a broker configured, spawns the
+    /// MQTT driver on `tasks`; it stops (after flushing) when `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// The outbox or ledger cannot be opened, or the TLS files cannot be read.
+    pub fn start(
+        settings: FleetSettings,
+        context: JobContext,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Fleet, FleetError> {
+        let topics = Topics::new(&settings.site, &settings.device);
+        let outbox = Arc::new(Mutex::new(Outbox::open(&settings.outbox_path, settings.limits)?));
+        let wake = Arc::new(Notify::new());
+        let metrics = Arc::new(CallMetrics::default());
+        let (calls_tx, calls_rx) = mpsc::channel(CALL_EVENT_QUEUE);
+        let online = settings.mqtt.url.is_some();
+        if online {
+            let options = connection::options(&settings.mqtt, &topics, &settings.site, &settings.device)?;
+            let ledger = JobLedger::open(&settings.outbox_path)?;
+            let now = crate::now_ms();
+            let keep_from =
+                now.saturating_sub(2 * u64::try_from(settings.policy.window.as_millis()).unwrap_or(0));
+            let records = ledger.load(keep_from)?;
+            let (book, restored) = JobBook::restore(settings.policy.clone(), records, now);
+            let parts = DriverParts {
+                topics: topics.clone(),
+                site: settings.site.clone(),
+                device: settings.device.clone(),
+                info: settings.info.clone(),
+                options,
+                outbox: Arc::clone(&outbox),
+                ledger: Arc::new(Mutex::new(ledger)),
+                book,
+                restored,
+                context,
+                wake: Arc::clone(&wake),
+                calls: calls_rx,
+                metrics: Arc::clone(&metrics),
+                telemetry_interval: settings.telemetry_interval,
+                flush_deadline: settings.flush_deadline,
+                backoff: Backoff::new(settings.backoff.0, settings.backoff.1),
+            };
+            driver::spawn(parts, tasks, shutdown);
+        } else {
+            tracing::info!(outbox = %settings.outbox_path.display(), "fleet: no broker configured; tickets stay in the local outbox");
+        }
+        Ok(Fleet { outbox, wake, calls: calls_tx, metrics, topics, online })
+    }
+
+    /// Writes a hand-over ticket (and its agent-assist message) durably to the
+    /// outbox, then wakes the driver to publish it. Returns once it is on disk.
+    ///
+    /// # Errors
+    /// The outbox could not take it (full disk, unwritable, oversized): the
+    /// caller must log it loudly, the hand-over itself still goes ahead.
+    ///
+    /// # Cancel safety
+    /// The write runs on a blocking thread and completes even if this future
+    /// is dropped; the ticket is then enqueued but the driver not woken until
+    /// the next ticket or reconnect.
+    pub async fn hand_over(&self, ticket: &Ticket) -> Result<Enqueued, OutboxError> {
+        let outbox = Arc::clone(&self.outbox);
+        let ticket = ticket.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            enqueue_ticket(&mut outbox.lock().unwrap_or_else(|p| p.into_inner()), &ticket, crate::now_ms())
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        self.wake.notify_one();
+        Ok(done)
+    }
+
+    /// Publishes a call event on `event/call` if connected (best effort; not durable).
+    pub fn call_event(&self, event: Value) {
+        if self.online && self.calls.try_send(event).is_err() {
+            tracing::debug!("fleet: call event queue full; event dropped");
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<CallMetrics> {
+        &self.metrics
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// Whether a broker is configured.
+    pub fn online(&self) -> bool {
+        self.online
+    }
+
+    /// The outbox file.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).path().to_path_buf()
+    }
+}
+
+/// Enqueues `ticket` with its assist message (caller history from the outbox).
+///
+/// # Errors
+/// As [`Outbox::enqueue`].
+pub fn enqueue_ticket(outbox: &mut Outbox, ticket: &Ticket, now_ms: u64) -> Result<Enqueued, OutboxError> {
+    let history = match &ticket.caller_id {
+        Some(caller) => outbox.caller_history(caller, &ticket.id, CALLER_HISTORY)?,
+        None => vec![],
+    };
+    let ticket_json = serde_json::to_vec(ticket).unwrap_or_default();
+    let assist_json = serde_json::to_vec(&Assist::for_ticket(ticket, &history)).unwrap_or_default();
+    outbox.enqueue(
+        &NewTicket {
+            id: &ticket.id,
+            caller_id: ticket.caller_id.as_deref(),
+            summary: &ticket.summary,
+            ticket_json: &ticket_json,
+            assist_json: &assist_json,
+        },
+        now_ms,
+    )
+}
+
+/// The job context for a daemon started with `config_path`.
+pub fn job_context(config_path: Option<&Path>, config: &Config, hooks: Arc<dyn DeviceHooks>) -> JobContext {
+    JobContext { config_path: config_path.map(Path::to_path_buf), pack_path: config.nlu.pack.clone(), hooks }
+}
