@@ -1,0 +1,125 @@
+//! The bot's voice for one call: speaks prompts first sentence first, and
+//! synthesises a prompt the call expects to say next ahead of time.
+//!
+//! Splitting at the first sentence (or, for a long one, at its first comma)
+//! lets audio start while the rest is synthesised; the latency to first audio
+//! is measured per prompt. At most [`MAX_PREPARED`] prompts are held ready;
+//! older ones are dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use voicebot_core::EngineError;
+use voicebot_core::engine::{SpeechSynthesizer, SynthesizedAudio};
+use voicebot_dialog::call::{Prompt, PromptId};
+
+/// Prepared prompts kept at most (the call speculates one turn ahead).
+pub(crate) const MAX_PREPARED: usize = 4;
+
+/// A first chunk longer than this is split at a comma.
+const LONG_FIRST_CHUNK: usize = 60;
+
+/// Splits `text` after its first sentence, or after the first comma of a long
+/// first sentence; `rest` may be empty.
+pub fn first_sentence_split(text: &str) -> (&str, &str) {
+    let end = |marks: &[char], from: usize| {
+        text.char_indices()
+            .skip_while(|(i, _)| *i < from)
+            .find(|(_, c)| marks.contains(c))
+            .map(|(i, c)| i + c.len_utf8())
+    };
+    let sentence = end(&['.', '?', '!', '。', '？', '！'], 0).unwrap_or(text.len());
+    let cut = if text[..sentence].chars().count() > LONG_FIRST_CHUNK {
+        end(&[',', '，', ';', '；'], 15).filter(|&c| c < sentence).unwrap_or(sentence)
+    } else {
+        sentence
+    };
+    (text[..cut].trim(), text[cut..].trim())
+}
+
+/// A prompt's audio, and how long the first of it took to synthesise.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub audio: SynthesizedAudio,
+    /// From the request to speak to the first audio being ready (zero when prepared).
+    pub first_audio_after: Duration,
+}
+
+/// Per-call speech output.
+pub struct Mouth {
+    tts: Arc<dyn SpeechSynthesizer>,
+    prepared: VecDeque<(PromptId, SynthesizedAudio)>,
+}
+
+impl Mouth {
+    pub fn new(tts: Arc<dyn SpeechSynthesizer>) -> Mouth {
+        Mouth { tts, prepared: VecDeque::new() }
+    }
+
+    fn synthesize(&self, text: &str, prompt: &Prompt) -> Result<SynthesizedAudio, EngineError> {
+        self.tts.synthesize(text, &prompt.language, prompt.rate)
+    }
+
+    /// Synthesises the prompt's first chunk now, to be spoken later.
+    ///
+    /// # Errors
+    /// TTS failures.
+    pub fn prepare(&mut self, prompt: &Prompt) -> Result<(), EngineError> {
+        let (first, _) = first_sentence_split(&prompt.text);
+        let audio = self.synthesize(first, prompt)?;
+        if self.prepared.len() == MAX_PREPARED {
+            self.prepared.pop_front();
+        }
+        self.prepared.push_back((prompt.id, audio));
+        Ok(())
+    }
+
+    /// The first chunk of `prompt`: prepared, or synthesised now.
+    ///
+    /// # Errors
+    /// TTS failures.
+    pub fn start(&mut self, prompt: &Prompt) -> Result<Utterance, EngineError> {
+        let began = Instant::now();
+        let ready = self.prepared.iter().position(|(id, _)| *id == prompt.id);
+        let audio = match ready.and_then(|i| self.prepared.remove(i)) {
+            Some((_, audio)) => audio,
+            None => self.synthesize(first_sentence_split(&prompt.text).0, prompt)?,
+        };
+        let first_audio_after = if ready.is_some() { Duration::ZERO } else { began.elapsed() };
+        Ok(Utterance { audio, first_audio_after })
+    }
+
+    /// The rest of `prompt` after its first chunk (empty audio when there is none).
+    ///
+    /// # Errors
+    /// TTS failures.
+    pub fn rest(&mut self, prompt: &Prompt, sample_rate: u32) -> Result<SynthesizedAudio, EngineError> {
+        let (_, rest) = first_sentence_split(&prompt.text);
+        if rest.is_empty() {
+            return Ok(SynthesizedAudio { samples: Vec::new(), sample_rate });
+        }
+        self.synthesize(rest, prompt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_sentence_goes_first() {
+        assert_eq!(
+            first_sentence_split("Sure. Our stores open at nine."),
+            ("Sure.", "Our stores open at nine.")
+        );
+        assert_eq!(first_sentence_split("No full stop"), ("No full stop", ""));
+        assert_eq!(first_sentence_split("好的。我们九点开门。"), ("好的。", "我们九点开门。"));
+        let long =
+            "You can return anything within 30 days with your receipt, in any of our stores or by post.";
+        assert_eq!(
+            first_sentence_split(long),
+            ("You can return anything within 30 days with your receipt,", "in any of our stores or by post.")
+        );
+    }
+}
