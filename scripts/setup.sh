@@ -10,6 +10,8 @@ APT_PACKAGES=(
   espeak-ng espeak-ng-data              # Piper phonemes, the Mandarin voice
   alsa-utils sox                        # real test speech, audio tools
   python3 python3-venv python3-pip      # models/fetch.py conversions
+  baresip-core                          # real SIP peer for the phone-line tests
+  mosquitto mosquitto-clients           # real MQTT broker for the fleet tests
   ca-certificates
 )
 

@@ -8,6 +8,7 @@ mod asr;
 mod audioctx;
 mod clips;
 mod fw;
+mod latency;
 mod nlu;
 mod reference;
 mod report;
@@ -97,6 +98,18 @@ enum Command {
         #[arg(long, default_value = "target/bench")]
         dir: PathBuf,
     },
+    /// Voice-to-voice latency: end of caller speech to first reply audio, whole
+    /// calls in real time (tiny.en), with a no-speculation reference.
+    Latency {
+        #[arg(long, default_value = "target/bench/latency.json")]
+        out: PathBuf,
+        /// Each round runs all 7 calls (21 turns).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Also run every call without the speculative early end of turn.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Understanding latency (intent + slots + emotion) per utterance.
     Nlu {
         #[arg(long, default_value = "target/bench/nlu.json")]
@@ -129,5 +142,6 @@ fn main() -> Result<()> {
         Command::Tts { out, runs } => tts::run(&out, runs),
         Command::Report { dir } => report::run(&dir),
         Command::Nlu { out, runs } => nlu::run(&out, runs),
+        Command::Latency { out, rounds, reference } => latency::run(&out, rounds, reference),
     }
 }

@@ -56,6 +56,12 @@ pub(crate) enum Command {
         /// Where reply WAVs go (default: the config's simulate.reply_dir).
         #[arg(long, value_name = "DIR")]
         reply_dir: Option<PathBuf>,
+        /// phone | kiosk: the greeting, the keypad menu and the ticket's channel.
+        #[arg(long, default_value = "phone")]
+        channel: String,
+        /// elder: an elder line (slower voice, a person offered up front, priority).
+        #[arg(long)]
+        line: Option<String>,
     },
     /// Understand typed utterances: one per stdin line, one result per line.
     Understand {
@@ -71,7 +77,17 @@ pub(crate) enum Command {
     /// Print the embedded default knowledge pack.
     PrintDefaultPack,
     /// Run the daemon.
-    Run,
+    Run {
+        /// The fleet broker, e.g. mqtt://127.0.0.1:1883 or mqtts://host:8883
+        /// (overrides the config's [mqtt] url).
+        #[arg(long, value_name = "URL")]
+        mqtt_url: Option<String>,
+    },
+    /// Read the local hand-over ticket outbox (works with no broker configured).
+    Tickets {
+        #[command(subcommand)]
+        action: TicketsAction,
+    },
     /// Check a config file and exit.
     CheckConfig { file: PathBuf },
     /// Print the embedded default config.
@@ -95,4 +111,18 @@ pub(crate) enum ModelsAction {
     List,
     /// Check every file's sha256; non-zero exit if any is missing or corrupt.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TicketsAction {
+    /// The newest tickets, newest first, with their delivery state.
+    List {
+        /// One JSON object per line: {"id","created_ms","delivered_ms","caller_id","summary"}.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print one ticket's JSON (as published on event/ticket).
+    Show { id: String },
 }

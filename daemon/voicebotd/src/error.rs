@@ -27,12 +27,29 @@ pub(crate) enum CliError {
     Pack(#[from] voicebot_understanding::pack::PackError),
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Fleet(#[from] voicebot_fleet::FleetError),
+    #[error(transparent)]
+    Outbox(#[from] voicebot_fleet::outbox::OutboxError),
+}
+
+impl From<voicebot_conversation::ConversationError> for CliError {
+    fn from(error: voicebot_conversation::ConversationError) -> Self {
+        use voicebot_conversation::ConversationError;
+        match error {
+            ConversationError::Engine(e) => CliError::Engine(e),
+            ConversationError::Audio(e) => CliError::Audio(e),
+            ConversationError::Setup(message) => CliError::Failed(message),
+        }
+    }
 }
 
 impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Failed(_) => 1,
+            CliError::Fleet(voicebot_fleet::FleetError::Outbox(_)) | CliError::Outbox(_) => 1,
+            CliError::Fleet(_) => 2,
             CliError::Config(_) | CliError::Usage(_) | CliError::Pack(_) => 2,
             CliError::BadInput(_) => 3,
             CliError::Audio(AudioError::Write { .. }) => 1,

@@ -20,7 +20,7 @@ use voicebot_core::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Run));
+    init_logging(matches!(cli.command, Command::Run { .. }));
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -63,12 +63,14 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Say { text, out, lang, rate } => {
             commands::say::run(&load_config(&cli)?, text, out, lang, *rate)
         }
-        Command::Simulate { turns, json, text, lang, reply_dir } => {
+        Command::Simulate { turns, json, text, lang, reply_dir, channel, line } => {
             let options = commands::simulate::Options {
                 json: *json,
                 text: *text,
                 lang: lang.clone(),
                 reply_dir: reply_dir.clone(),
+                channel: channel.clone(),
+                line: line.clone(),
             };
             commands::simulate::run(&load_config(&cli)?, turns, &options)
         }
@@ -92,7 +94,16 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
             print!("{}", voicebot_understanding::pack::DEFAULT_PACK);
             Ok(())
         }
-        Command::Run => commands::daemon::run(load_config(&cli)?),
+        Command::Run { mqtt_url } => {
+            let mut config = load_config(&cli)?;
+            if let Some(url) = mqtt_url {
+                let broker = voicebot_core::config::BrokerUrl::parse(url)
+                    .map_err(|e| CliError::Usage(format!("--mqtt-url: {e}")))?;
+                config.mqtt.url = Some(broker);
+            }
+            commands::daemon::run(config, cli.config.clone())
+        }
+        Command::Tickets { action } => commands::tickets::run(&load_config(&cli)?, action),
         Command::Models { action } => commands::models::run(&load_config(&cli)?, action),
     }
 }

@@ -230,11 +230,75 @@ fn simulate_hands_over_a_stolen_card_and_stops() {
     assert_eq!(ticket["reason"], "sensitive");
     assert_eq!(ticket["skill_group"], "security");
     assert_eq!(ticket["priority"], 9);
-    assert_eq!(ticket["transcript"][0]["speaker"], "caller");
-    assert_eq!(ticket["transcript"][0]["intent"], "account_security");
-    assert_eq!(ticket["transcript"][1]["speaker"], "bot");
+    assert_eq!(ticket["transcript"][0]["speaker"], "bot", "the greeting: {ticket}");
+    assert_eq!(ticket["transcript"][1]["speaker"], "caller");
+    assert_eq!(ticket["transcript"][1]["intent"], "account_security");
+    assert_eq!(ticket["transcript"][2]["speaker"], "bot");
+    assert_eq!(ticket["channel"], "phone");
     assert!(ticket["agent_assist"]["suggested_answer"].is_string(), "{ticket}");
     assert!(stderr(&out).contains("turn 2 not played"));
+}
+
+/// The conversation issue's hand-over examples on synthesized speech (espeak-ng, 8 kHz).
+#[test]
+fn simulate_audio_scenarios_hand_over_for_the_right_reason() {
+    let scenarios: [(&[&str], &str); 3] = [
+        (&["agent-1.wav"], "requested"),
+        (&["nonsense-1.wav", "nonsense-2.wav", "nonsense-3.wav"], "repeated_failure"),
+        (&["angry-1.wav"], "negative_emotion"),
+    ];
+    for (i, (turns, reason)) in scenarios.iter().enumerate() {
+        let dir = scratch(&format!("audio-{i}"));
+        let paths = turns.iter().map(|t| calls().join(t));
+        let out =
+            run(bin().args(["simulate", "--json", "--lang", "en", "--reply-dir"]).arg(&dir).args(paths));
+        assert!(out.status.success(), "{turns:?}: {}", stderr(&out));
+        let lines = json_lines(&out);
+        let last = lines.last().expect("outcome line");
+        assert_eq!(last["outcome"], "escalated", "{turns:?}: {last}");
+        assert_eq!(last["reason"], *reason, "{turns:?}: {last}");
+        assert_eq!(last["ticket"]["reason"], *reason);
+        assert_eq!(lines.len(), turns.len() + 1, "every turn played, then the outcome");
+        let handover = &lines[turns.len() - 1];
+        assert_eq!(
+            (&handover["escalated"], &handover["reason"]),
+            (&serde_json::json!(true), &serde_json::json!(reason))
+        );
+    }
+}
+
+/// Greetings per channel and line: a kiosk greets as a kiosk; an elder line
+/// greets slowly, offers a person, and "yes" hands over with priority.
+#[test]
+fn simulate_channels_and_the_elder_line() {
+    let dir = scratch("elder");
+    let out = run(bin()
+        .args(["simulate", "--text", "--json", "--line", "elder", "--reply-dir"])
+        .arg(&dir)
+        .arg("yes please"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["reason"], "elder_line", "{}", lines[0]);
+    let ticket = &lines[1]["ticket"];
+    assert_eq!(ticket["line"], "elder");
+    assert!(ticket["priority"].as_u64().unwrap() >= 7, "{ticket}");
+    assert!(ticket["transcript"][0]["text"].as_str().unwrap().contains("speak slowly"), "{ticket}");
+    let greeting = dir.join("greeting.wav");
+    assert!(std::fs::metadata(&greeting).unwrap().len() > 10_000);
+
+    let dir = scratch("kiosk");
+    let out = run(bin()
+        .args(["simulate", "--text", "--json", "--channel", "kiosk", "--reply-dir"])
+        .arg(&dir)
+        .arg("I want to talk to someone"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let ticket = &lines[1]["ticket"];
+    assert_eq!(ticket["channel"], "kiosk");
+    assert!(ticket["transcript"][0]["text"].as_str().unwrap().contains("branch assistant"), "{ticket}");
+
+    let out = run(bin().args(["simulate", "--text", "--channel", "fax", "hello"]));
+    assert_clean_failure(&out, 2, "--channel");
 }
 
 #[test]

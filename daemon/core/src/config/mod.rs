@@ -5,7 +5,9 @@
 //! 2. [`Config`]: values are validated into real types (languages, durations,
 //!    bounded numbers). Every failure is a [`ConfigError`] naming the key.
 
+pub mod fleet;
 pub mod raw;
+pub mod sip;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +15,9 @@ use std::time::Duration;
 use crate::language::{Language, LanguageChoice};
 use crate::manifest::ModelStore;
 use raw::RawConfig;
+
+pub use fleet::{BrokerUrl, FleetConfig, MqttConfig};
+pub use sip::{CallerAuth, CallerSecret, PeerNet, RegistrarConfig, SipConfig, TransferConfig, TransferMode};
 
 /// The embedded default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -38,6 +43,9 @@ pub struct Config {
     pub tts: TtsConfig,
     pub nlu: NluConfig,
     pub simulate: SimulateConfig,
+    pub mqtt: MqttConfig,
+    pub fleet: FleetConfig,
+    pub sip: SipConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +275,9 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
             sentiment_lexicon: take!(nlu.sentiment_lexicon),
         },
         simulate: SimulateConfig { reply_dir: PathBuf::from(take!(simulate.reply_dir)) },
+        mqtt: fleet::validate_mqtt(&raw.mqtt, origin)?,
+        fleet: fleet::validate_fleet(&raw.fleet, origin)?,
+        sip: sip::validate_sip(&raw.sip, origin)?,
     })
 }
 

@@ -48,6 +48,53 @@ section!(RawVad {
 section!(RawTts { english_voice: String, rate: f32, elder_rate: f32, threads: u32, espeak_data: String });
 section!(RawNlu { pack: String, embedding_model: String, sentiment_lexicon: String });
 section!(RawSimulate { reply_dir: String });
+section!(RawMqtt {
+    url: String,
+    username: String,
+    password: String,
+    ca_file: String,
+    client_cert: String,
+    client_key: String,
+    keepalive_s: u32,
+});
+section!(RawFleet {
+    device_id: String,
+    site: String,
+    public_key: String,
+    outbox: String,
+    outbox_max_tickets: u32,
+    outbox_max_mb: u32,
+    outbox_max_age_days: u32,
+    telemetry_interval_s: u32,
+    job_window_s: u32,
+});
+section!(RawSip {
+    listen_udp: String,
+    listen_tcp: String,
+    advertised_address: String,
+    allowed_peers: Vec<String>,
+    max_calls: u32,
+    jitter_ms: u32,
+    transfer_mode: String,
+    agent_queue: String,
+    skill_queues: std::collections::BTreeMap<String, String>,
+    uui_purpose: String,
+    transfer_timeout_s: u32,
+    auth_realm: String,
+    auth_users: std::collections::BTreeMap<String, RawSipUser>,
+    registrar: String,
+    registrar_username: String,
+    registrar_password: String,
+    registrar_expiry_s: u32,
+});
+
+/// One caller account under `[sip.auth_users]`: a password or an HA1 hash.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSipUser {
+    pub password: Option<String>,
+    pub ha1: Option<String>,
+}
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,6 +114,12 @@ pub struct RawConfig {
     pub nlu: RawNlu,
     #[serde(default)]
     pub simulate: RawSimulate,
+    #[serde(default)]
+    pub mqtt: RawMqtt,
+    #[serde(default)]
+    pub fleet: RawFleet,
+    #[serde(default)]
+    pub sip: RawSip,
 }
 
 impl RawConfig {
@@ -80,6 +133,9 @@ impl RawConfig {
             tts: self.tts.or(fallback.tts),
             nlu: self.nlu.or(fallback.nlu),
             simulate: self.simulate.or(fallback.simulate),
+            mqtt: self.mqtt.or(fallback.mqtt),
+            fleet: self.fleet.or(fallback.fleet),
+            sip: self.sip.or(fallback.sip),
         }
     }
 }

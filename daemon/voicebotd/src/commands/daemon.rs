@@ -5,10 +5,11 @@
 //! the drain; tasks then get a deadline to finish. Engines load on a blocking
 //! thread, never on the reactor. SIGHUP (`systemctl reload`) reloads the
 //! knowledge pack: a pack that fails validation is rejected and the one in use
-//! stays; a valid one is indexed off the reactor and swapped in atomically. The phone and kiosk channels, MQTT and
-//! metrics attach here as later issues land; today the daemon loads and
-//! verifies its engines, reports ready, and waits for a signal.
+//! stays; a valid one is indexed off the reactor and swapped in atomically
+//! (calls in progress keep the pack they started with). The fleet (outbox and
+//! MQTT) and the phone line (SIP, one conversation per call) run on the tracker.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use std::sync::{Arc, RwLock};
@@ -25,23 +26,26 @@ use voicebot_understanding::pack::{KnowledgePack, PackStore};
 use crate::error::CliError;
 use crate::nlu;
 
+mod fleet;
+mod phone;
+
 /// How long tasks get to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-pub(crate) fn run(config: Config) -> Result<(), CliError> {
+pub(crate) fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(serve(config));
+    let result = runtime.block_on(serve(config, config_path));
     // Blocking tasks (model loading, pack indexing) cannot be cancelled; never
     // let one keep the process alive after the drain.
     runtime.shutdown_timeout(DRAIN_DEADLINE);
     result
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliError> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     // Hook the signals before anything else, so a SIGTERM during start-up
@@ -69,13 +73,22 @@ async fn serve(config: Config) -> Result<(), CliError> {
         pack,
         analyzer: RwLock::new(Arc::new(analyzer)),
     });
+    // The fleet: the ticket outbox always, the MQTT link when a broker is set.
+    // It stops on the daemon's shutdown, flushing the outbox within its deadline.
+    let fleet = fleet::start(&brain, config_path.as_deref(), &tracker, shutdown.child_token())?;
     info!(pack = %brain.pack.current().name, version = %brain.pack.current().version, "knowledge pack in use");
+    // The phone line: SIP calls, each with its own conversation, on the tracker.
+    let phone = phone::start(&brain, &fleet, &tracker, shutdown.child_token()).await?;
     tracker.spawn(reload_on_sighup(Arc::clone(&brain), shutdown.clone()));
     info!(
         model_dir = %config.models.dir.display(),
         asr = brain.engines.asr.is_some(),
         vad = brain.engines.vad.is_some(),
         tts = brain.engines.tts.is_some(),
+        broker = fleet.online(),
+        sip_udp = ?phone.as_ref().and_then(|p| p.udp_addr()),
+        sip_tcp = ?phone.as_ref().and_then(|p| p.tcp_addr()),
+        outbox = %fleet.outbox_path().display(),
         "voicebotd ready"
     );
 
@@ -85,6 +98,8 @@ async fn serve(config: Config) -> Result<(), CliError> {
     if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
         warn!(deadline = ?DRAIN_DEADLINE, "tasks did not finish in time; exiting anyway");
     }
+    drop(phone);
+    drop(fleet);
     drop(brain);
     info!("stopped");
     Ok(())
@@ -97,6 +112,13 @@ struct Brain {
     pack: PackStore,
     /// Calls take the `Arc` when they start and keep it for the whole call.
     analyzer: RwLock<Arc<Analyzer>>,
+}
+
+impl Brain {
+    /// The analyzer for the pack in use (a call keeps the one it starts with).
+    fn current_analyzer(&self) -> Arc<Analyzer> {
+        Arc::clone(&self.analyzer.read().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Reloads the knowledge pack on each SIGHUP until shutdown.

@@ -4,6 +4,7 @@ pub(crate) mod daemon;
 pub(crate) mod models;
 pub(crate) mod say;
 pub(crate) mod simulate;
+pub(crate) mod tickets;
 pub(crate) mod transcribe;
 pub(crate) mod understand;
 

@@ -1,28 +1,31 @@
-//! `voicebotd simulate TURN.wav... [--json]`: one call through the real engines.
+//! `voicebotd simulate TURN.wav... [--json] [--channel phone|kiosk] [--line elder]`:
+//! one call through the real engines and the real conversation core.
 //!
-//! Each turn is heard (VAD + Whisper), understood against the knowledge pack
-//! (intent, slots, emotion from text and voice), answered from the pack
-//! (asking for a missing slot) and spoken; the reply is written as a WAV.
-//! Slots and the emotion trajectory carry across turns; the escalation
-//! policy (`voicebot_dialog::escalation`) decides hand-overs and the call
-//! ends with exactly one outcome. Running out of turns counts as the caller
-//! hanging up. A hand-over produces a ticket (masked), printed with the outcome.
+//! The call (`voicebot_dialog::call`) greets the caller for the channel and
+//! line; a scripted caller then says each turn after the bot finishes
+//! speaking. Every frame goes through the VAD and the call's turn-taking; the
+//! turns are heard (Whisper), understood against the knowledge pack, answered
+//! (asking for missing slots, reading back doubtful numbers) and spoken
+//! (replies as WAVs). The call ends with exactly one outcome: when the bot
+//! hands over (a transfer is taken as connected: there is no agent side
+//! here), says goodbye, or when the caller runs out of turns and hangs up.
+//! `--text` types the turns instead (no ASR).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use ulid::Ulid;
-use voicebot_audio::{Audio, ENGINE_RATE};
+use voicebot_audio::ENGINE_RATE;
+use voicebot_conversation::session::{self, CallEngines, CallRecord, CallerTurn, SessionOptions, TurnRecord};
+use voicebot_conversation::{FrameVad, Mouth, Understanding};
 use voicebot_core::config::Config;
-use voicebot_core::language::detect_text_language;
 use voicebot_core::{Language, LanguageChoice};
-use voicebot_dialog::escalation::{Escalation, EscalationPolicy, Priority, TurnFacts};
-use voicebot_dialog::outcome::{CallEnd, OutcomeTracker};
-use voicebot_dialog::ticket::{CallContext, CallerTurn, Routing, Ticket, TicketBuilder};
+use voicebot_dialog::call::{CallSetup, Channel, LineKind, Timing};
+use voicebot_dialog::escalation::EscalationPolicy;
+use voicebot_dialog::ticket::CallContext;
 use voicebot_engines::loader::{self, EngineNeeds};
-use voicebot_understanding::answer;
-use voicebot_understanding::emotion::{self, CallBaseline, Emotion, Trajectory};
-use voicebot_understanding::slots::Slot;
+use voicebot_understanding::emotion::Emotion;
 
 use crate::error::CliError;
 use crate::nlu::load_analyzer;
@@ -33,12 +36,14 @@ pub(crate) struct Options {
     pub(crate) text: bool,
     pub(crate) lang: Option<String>,
     pub(crate) reply_dir: Option<PathBuf>,
+    pub(crate) channel: String,
+    pub(crate) line: Option<String>,
 }
 
 /// One line of `simulate --json` output (a contract).
 #[derive(Debug, Serialize)]
 struct TurnLine {
-    turn: usize,
+    turn: u32,
     transcript: String,
     language: String,
     intent: String,
@@ -50,27 +55,33 @@ struct TurnLine {
     reason: Option<String>,
 }
 
-/// One caller turn as given on the command line.
-enum TurnInput {
-    Spoken(Audio),
-    Typed(String),
-}
-
-/// Keeps the newest value of each slot kind.
-fn remember(call_slots: &mut Vec<Slot>, new: &[Slot]) {
-    for slot in new {
-        call_slots.retain(|s| s.kind != slot.kind);
-        call_slots.push(slot.clone());
-    }
+fn channel_and_line(options: &Options) -> Result<(Channel, LineKind), CliError> {
+    let channel = match options.channel.as_str() {
+        "phone" => Channel::Phone,
+        "kiosk" => Channel::Kiosk,
+        other => return Err(CliError::Usage(format!("--channel {other:?}: expected phone or kiosk"))),
+    };
+    let line = match options.line.as_deref() {
+        None | Some("standard") => LineKind::Standard,
+        Some("elder") => LineKind::Elder,
+        Some(other) => {
+            return Err(CliError::Usage(format!("--line {other:?}: expected elder (or standard)")));
+        }
+    };
+    Ok((channel, line))
 }
 
 pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Result<(), CliError> {
     let language = super::language_choice(options.lang.as_deref(), &config.asr.language)?;
+    let (channel, line) = channel_and_line(options)?;
     // Check every input before loading models: a bad file fails fast and by name.
-    let inputs: Vec<TurnInput> = if options.text {
-        turns.iter().map(|t| TurnInput::Typed(t.to_string_lossy().into_owned())).collect()
+    let script: Vec<CallerTurn> = if options.text {
+        turns.iter().map(|t| CallerTurn::Typed(t.to_string_lossy().into_owned())).collect()
     } else {
-        turns.iter().map(|t| voicebot_audio::read_wav(t).map(TurnInput::Spoken)).collect::<Result<_, _>>()?
+        turns
+            .iter()
+            .map(|t| Ok(CallerTurn::Spoken(voicebot_audio::read_wav(t)?.at_rate(ENGINE_RATE)?.samples)))
+            .collect::<Result<_, CliError>>()?
     };
     let reply_dir = options.reply_dir.clone().unwrap_or_else(|| config.simulate.reply_dir.clone());
     std::fs::create_dir_all(&reply_dir).map_err(|e| {
@@ -83,145 +94,103 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
     needs.tts = true;
     needs.embedder = true;
     let engines = loader::load(config, needs)?;
-    let analyzer = load_analyzer(config, &engines)?;
+    let analyzer = Arc::new(load_analyzer(config, &engines)?);
     let tts = engines.tts.clone().ok_or_else(|| CliError::Failed("TTS engine not loaded".into()))?;
-    let mut ear = match options.text {
-        true => None,
+    let (ear, vad) = match options.text {
+        true => (None, None),
         false => {
             let mut ear = turn::ear(&engines, config)?;
             ear.prepare(&language)?;
-            Some(ear)
+            let model =
+                engines.vad.as_deref().ok_or_else(|| CliError::Failed("VAD engine not loaded".into()))?;
+            (Some(ear), Some(FrameVad::new(model, config.vad.threshold)?))
         }
     };
+    let mut call_engines = CallEngines {
+        understanding: Understanding::new(Arc::clone(&analyzer), ear, language.clone()),
+        vad,
+        mouth: Mouth::new(tts),
+    };
+    let setup = CallSetup {
+        channel,
+        line,
+        vip: false,
+        language: match &language {
+            LanguageChoice::Fixed(Language::Zh) => Language::Zh,
+            _ => Language::En,
+        },
+        timing: Timing::default(),
+        policy: EscalationPolicy::default(),
+        speaking_rate: config.tts.rate,
+        elder_rate: config.tts.elder_rate,
+        context: CallContext {
+            channel: channel.code().to_owned(),
+            line: (line == LineKind::Elder).then(|| "elder".to_owned()),
+            caller_id_masked: None,
+            started_at_ms: now_ms(),
+        },
+        ticket_id: Ulid::new().to_string(),
+    };
+    let session_options = SessionOptions { reply_dir: Some(reply_dir), ..SessionOptions::default() };
+    let mut printed: Result<(), CliError> = Ok(());
+    let record = session::run_call(
+        &mut call_engines,
+        setup,
+        Arc::clone(analyzer.pack()),
+        &script,
+        &session_options,
+        |turn| {
+            if printed.is_ok() {
+                let source = turns.get(turn.report.turn as usize - 1).map(PathBuf::as_path);
+                printed = print_line(&turn_line(turn), options.json, source.unwrap_or(Path::new("keypad")));
+            }
+        },
+    )?;
+    printed?;
+    finish(&record, options.json)
+}
 
-    let mut escalation = Escalation::new(EscalationPolicy::default(), Priority::Standard);
-    let mut tickets = TicketBuilder::new(CallContext {
-        channel: "simulate".into(),
-        line: None,
-        caller_id_masked: None,
-        started_at_ms: now_ms(),
-    });
-    let mut ticket: Option<Ticket> = None;
-    let mut outcome = OutcomeTracker::new();
-    let mut call_slots: Vec<Slot> = Vec::new();
-    let mut trajectory = Trajectory::new();
-    let mut baseline = CallBaseline::new();
-    for (index, input) in inputs.iter().enumerate() {
-        let turn = index + 1;
-        let (transcript, voice) = match (input, ear.as_mut()) {
-            (TurnInput::Spoken(audio), Some(ear)) => {
-                let pcm = audio.at_rate(ENGINE_RATE)?.samples;
-                let transcript = ear.hear(&pcm, &language)?;
-                let voice = emotion::analyze(&pcm, emotion::spoken_word_count(&transcript.text));
-                (transcript.text, (transcript.language, Some(voice)))
-            }
-            (TurnInput::Typed(text), _) => {
-                let typed_language = match &language {
-                    LanguageChoice::Fixed(l) => l.clone(),
-                    LanguageChoice::Auto => detect_text_language(text),
-                };
-                (text.clone(), (typed_language, None))
-            }
-            (TurnInput::Spoken(_), None) => return Err(CliError::Failed("ASR engine not loaded".into())),
-        };
-        let (heard_language, voice) = voice;
-        let heard =
-            analyzer.analyze(&transcript, &heard_language, voice.as_ref(), baseline.features().as_ref())?;
-        if let Some(voice) = &voice {
-            baseline.observe(voice);
-        }
-        trajectory.push(heard.emotion);
-        remember(&mut call_slots, &heard.slots);
-
-        let reply_language = if heard_language == Language::Zh { Language::Zh } else { Language::En };
-        let reason = escalation.assess(&TurnFacts {
-            intent: &heard.intent.intent,
-            confidence: heard.intent.confidence,
-            sensitive: heard.intent.sensitive,
-            valence: heard.emotion.valence,
-            worsening: trajectory.is_worsening(),
-            pressed_zero: false,
-            new_information: !heard.slots.is_empty(),
-        });
-        outcome.caller_said(&heard.intent.intent);
-        let masked = heard.masked();
-        tickets.caller(&CallerTurn {
-            text: &masked.text,
-            language: &masked.language,
-            intent: &masked.intent,
-            confidence: masked.confidence,
-            valence: heard.emotion.valence,
-            emotion_label: heard.emotion.label.as_str(),
-            slots: &masked.slots,
-        });
-        let reply_text = match reason {
-            Some(reason) => {
-                outcome.escalated(reason);
-                let promise =
-                    answer::compose(analyzer.pack(), "human_agent", None, &call_slots, &reply_language).text;
-                let intent = analyzer.pack().intent(&heard.intent.intent);
-                let suggested = answer::compose(
-                    analyzer.pack(),
-                    &heard.intent.intent,
-                    None,
-                    &call_slots,
-                    &reply_language,
-                )
-                .text;
-                let routing = Routing {
-                    reason,
-                    intent: &heard.intent.intent,
-                    skill_group: intent.map_or("general", |i| i.skill_group.as_str()),
-                    priority: intent.map_or(0, |i| i.priority),
-                    suggested_answer: (heard.intent.intent != "human_agent").then_some(suggested.as_str()),
-                };
-                tickets.bot(&promise, &heard.intent.intent, false);
-                ticket = Some(tickets.build(Ulid::new().to_string(), now_ms(), &routing, &promise));
-                promise
-            }
-            None => {
-                let faq = heard.intent.faq.as_deref();
-                let reply =
-                    answer::compose(analyzer.pack(), &heard.intent.intent, faq, &call_slots, &reply_language);
-                let answered = reply.asking_for.is_none() && heard.intent.intent != "out_of_scope";
-                if answered {
-                    outcome.answered();
-                }
-                tickets.bot(&reply.text, &heard.intent.intent, answered);
-                reply.text
-            }
-        };
-        let speech = tts.synthesize(&reply_text, &reply_language, config.tts.rate)?;
-        let reply_path = reply_dir.join(format!("turn-{turn:02}.wav"));
-        voicebot_audio::write_wav(&reply_path, &speech.samples, speech.sample_rate)?;
-        let line = TurnLine {
-            turn,
-            transcript: masked.text,
-            language: masked.language,
-            intent: masked.intent,
-            confidence: masked.confidence,
-            emotion: heard.emotion,
-            reply_text,
-            reply_audio: reply_path.display().to_string(),
-            escalated: reason.is_some(),
-            reason: reason.map(|r| r.code().to_owned()),
-        };
-        print_line(&line, options.json, &turns[index])?;
-        if line.escalated && turn < turns.len() {
-            let skipped = match turns.len() - turn {
-                1 => format!("turn {}", turn + 1),
-                _ => format!("turns {}..{}", turn + 1, turns.len()),
-            };
-            eprintln!("voicebotd: {skipped} not played: the caller was handed to an agent at turn {turn}");
-            break;
-        }
+fn turn_line(turn: &TurnRecord) -> TurnLine {
+    let r = &turn.report;
+    TurnLine {
+        turn: r.turn,
+        transcript: r.transcript.clone(),
+        language: r.language.clone(),
+        intent: r.intent.clone(),
+        confidence: r.confidence,
+        emotion: r.emotion,
+        reply_text: r.reply_text.clone(),
+        reply_audio: turn.reply_audio.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        escalated: r.reason.is_some(),
+        reason: r.reason.map(|r| r.code().to_owned()),
     }
-    let end = outcome.finish(CallEnd::CallerHungUp);
-    let ticket =
-        ticket.map(|t| serde_json::to_value(t).map_err(|e| CliError::Failed(e.to_string()))).transpose()?;
+}
+
+fn finish(record: &CallRecord, json: bool) -> Result<(), CliError> {
+    if record.unplayed > 0 {
+        let spoken = record.turns.len();
+        let skipped = match record.unplayed {
+            1 => format!("turn {}", spoken + 1),
+            n => format!("turns {}..{}", spoken + 1, spoken + n),
+        };
+        let why = match record.outcome.reason() {
+            Some(_) => format!("the caller was handed to an agent at turn {spoken}"),
+            None => format!("the call ended at turn {spoken} ({})", record.outcome.code()),
+        };
+        eprintln!("voicebotd: {skipped} not played: {why}");
+    }
+    let ticket = record
+        .ticket
+        .as_ref()
+        .map(|t| serde_json::to_value(t).map_err(|e| CliError::Failed(e.to_string())))
+        .transpose()?;
     print_outcome(
-        &CallLine { outcome: end.code(), reason: end.reason().map(|r| r.code()), ticket },
-        options.json,
+        &CallLine {
+            outcome: record.outcome.code(),
+            reason: record.outcome.reason().map(|r| r.code()),
+            ticket,
+        },
+        json,
     )
 }
 
