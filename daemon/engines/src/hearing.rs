@@ -52,7 +52,12 @@ impl Ear {
                 LanguageChoice::Fixed(l) => l.clone(),
                 LanguageChoice::Auto => Language::En,
             };
-            return Ok(Transcript { text: String::new(), language, no_speech_probability: 1.0, confidence: 0.0 });
+            return Ok(Transcript {
+                text: String::new(),
+                language,
+                no_speech_probability: 1.0,
+                confidence: 0.0,
+            });
         }
         self.asr.transcribe(speech, &RecognitionOptions { language: language.clone() })
     }

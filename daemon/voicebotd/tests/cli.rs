@@ -365,6 +365,11 @@ fn the_daemon_becomes_ready_and_stops_on_sigterm() {
         line.clear();
     }
     assert!(seen.contains("voicebotd ready"), "{seen}");
+    // The contract: with no config the phone line answers on 5060, UDP and TCP.
+    assert!(
+        seen.contains("sip_udp=Some(0.0.0.0:5060)") && seen.contains("sip_tcp=Some(0.0.0.0:5060)"),
+        "{seen}"
+    );
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
@@ -523,7 +528,9 @@ fn sighup_reloads_a_valid_pack_and_keeps_the_old_one_when_the_new_one_is_bad() {
     assert!(with_version("7").contains("version = \"7\""), "the default pack's version line changed");
     std::fs::write(&pack, with_version("7")).unwrap();
     let config = dir.join("voicebotd.toml");
-    std::fs::write(&config, format!("[nlu]\npack = {:?}\n", pack.display().to_string())).unwrap();
+    // A port of our own: the default 5060 belongs to the default-config test.
+    let sip = "[sip]\nlisten_udp = \"127.0.0.1:0\"\nlisten_tcp = \"\"\n";
+    std::fs::write(&config, format!("[nlu]\npack = {:?}\n{sip}", pack.display().to_string())).unwrap();
 
     let mut daemon = Daemon::start(&config);
     daemon.wait_for(&["voicebotd ready"]);

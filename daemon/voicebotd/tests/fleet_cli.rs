@@ -38,7 +38,10 @@ fn config_with_outbox(dir: &Path, extra: &str) -> PathBuf {
     let outbox = dir.join("outbox.db");
     std::fs::write(
         &config,
-        format!("[fleet]\ndevice_id = \"cli-box\"\noutbox = \"{}\"\n{extra}", outbox.display()),
+        format!(
+            "[fleet]\ndevice_id = \"cli-box\"\noutbox = \"{}\"\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nlisten_tcp = \"\"\n{extra}",
+            outbox.display()
+        ),
     )
     .unwrap();
     config
