@@ -101,6 +101,9 @@ fi
 say "understanding latency ($RUNS runs)"
 "$BENCH" nlu --out "$OUT/nlu.json" --runs "$RUNS"
 
+say "conversation latency: end of speech -> first reply audio, real time (~10 min)"
+"$BENCH" latency --out "$OUT/latency.json" --rounds 1 --reference
+
 say "summary"
 "$BENCH" report --dir "$OUT"
 say "done"

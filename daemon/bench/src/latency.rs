@@ -112,6 +112,7 @@ fn call(loaded: &Loaded, turns: &[CallerTurn], timing: Timing) -> Result<(Vec<f6
         elder_rate: 0.8,
         context: CallContext { channel: "phone".into(), ..CallContext::default() },
         ticket_id: "bench".into(),
+        callback_ticket_id: "bench-callback".into(),
     };
     let options = SessionOptions { pace: Pace::RealTime, ..SessionOptions::default() };
     let record =

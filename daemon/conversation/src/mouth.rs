@@ -17,23 +17,42 @@ use voicebot_dialog::call::{Prompt, PromptId};
 /// Prepared prompts kept at most (the call speculates one turn ahead).
 pub(crate) const MAX_PREPARED: usize = 4;
 
-/// A first chunk longer than this is split at a comma.
-const LONG_FIRST_CHUNK: usize = 60;
+/// A first sentence longer than this (characters) is split so audio starts sooner.
+const LONG_FIRST_CHUNK: usize = 40;
 
-/// Splits `text` after its first sentence, or after the first comma of a long
-/// first sentence; `rest` may be empty.
+/// Words a long English sentence may be split before: the start of a phrase.
+const PHRASE_STARTS: [&str; 20] = [
+    "from", "to", "and", "with", "for", "in", "on", "at", "or", "but", "so", "because", "when", "which",
+    "that", "if", "as", "until", "after", "before",
+];
+
+/// Splits `text` so its first part can be spoken while the rest is synthesised:
+/// after the first sentence; a long first sentence at its first comma, or else
+/// before a word that starts a phrase ("from", "and", ...) 30–60 characters in.
+/// `rest` may be empty.
 pub fn first_sentence_split(text: &str) -> (&str, &str) {
-    let end = |marks: &[char], from: usize| {
+    let find = |marks: &[char], from: usize, to: usize| {
         text.char_indices()
-            .skip_while(|(i, _)| *i < from)
+            .filter(|(i, _)| *i >= from && *i < to)
             .find(|(_, c)| marks.contains(c))
             .map(|(i, c)| i + c.len_utf8())
     };
-    let sentence = end(&['.', '?', '!', '。', '？', '！'], 0).unwrap_or(text.len());
-    let cut = if text[..sentence].chars().count() > LONG_FIRST_CHUNK {
-        end(&[',', '，', ';', '；'], 15).filter(|&c| c < sentence).unwrap_or(sentence)
-    } else {
+    let sentence = find(&['.', '?', '!', '。', '？', '！'], 0, text.len()).unwrap_or(text.len());
+    let head = &text[..sentence];
+    let cut = if head.chars().count() <= LONG_FIRST_CHUNK {
         sentence
+    } else if let Some(comma) = find(&[',', '，', ';', '；'], 6, sentence) {
+        comma
+    } else {
+        // Before a phrase word, at a byte offset that is a word boundary.
+        head.match_indices(' ')
+            .map(|(i, _)| i)
+            .filter(|&i| (30..=60).contains(&head[..i].chars().count()))
+            .find(|&i| {
+                let word = head[i + 1..].split(' ').next().unwrap_or("");
+                PHRASE_STARTS.contains(&word.to_ascii_lowercase().as_str())
+            })
+            .unwrap_or(sentence)
     };
     (text[..cut].trim(), text[cut..].trim())
 }
@@ -120,6 +139,15 @@ mod tests {
         assert_eq!(
             first_sentence_split(long),
             ("You can return anything within 30 days with your receipt,", "in any of our stores or by post.")
+        );
+        let hours = "Our stores are open Monday to Saturday from nine in the morning to nine in the evening.";
+        assert_eq!(
+            first_sentence_split(hours),
+            ("Our stores are open Monday to Saturday", "from nine in the morning to nine in the evening.")
+        );
+        assert_eq!(
+            first_sentence_split("好的，已查到订单45712。标准配送需要二到四个工作日。").0,
+            "好的，已查到订单45712。"
         );
     }
 }

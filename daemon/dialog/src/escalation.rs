@@ -60,6 +60,18 @@ impl Default for EscalationPolicy {
     }
 }
 
+impl EscalationPolicy {
+    /// The `[dialog]` section's thresholds.
+    pub fn from_config(config: &voicebot_core::config::DialogConfig) -> EscalationPolicy {
+        EscalationPolicy {
+            max_failed_turns: config.max_failed_turns,
+            confidence_floor: config.confidence_floor,
+            valence_limit: config.valence_limit,
+            on_worsening: config.hand_over_on_worsening,
+        }
+    }
+}
+
 /// Per-line or per-caller priority for a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Priority {

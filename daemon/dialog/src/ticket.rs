@@ -90,6 +90,9 @@ pub struct Ticket {
     pub handover: Handover,
     pub agent_assist: AgentAssist,
     pub follow_up: FollowUp,
+    /// For a call-back ticket: the id of the hand-over ticket it follows up
+    /// (receivers de-duplicate by id, so a follow-up is a new ticket).
+    pub replaces: Option<String>,
 }
 
 /// Where a call is: channel, line and caller, as the driver knows them.
@@ -213,6 +216,7 @@ impl TicketBuilder {
                 next_step: next_step(routing.reason).to_owned(),
             },
             follow_up: FollowUp::Transfer,
+            replaces: None,
         }
     }
 }

@@ -121,16 +121,21 @@ async fn run(
             return Err(summary);
         }
     };
+    let dialog = &deps.config.dialog;
     let setup = CallSetup {
         channel: Channel::Phone,
-        line: LineKind::Standard,
-        vip: false,
+        line: if dialog.elder_lines.contains(&sip.info.dialled) {
+            LineKind::Elder
+        } else {
+            LineKind::Standard
+        },
+        vip: !sip.info.caller.is_empty() && dialog.vip_callers.contains(&sip.info.caller),
         language: match language {
             LanguageChoice::Fixed(Language::Zh) => Language::Zh,
             _ => Language::En,
         },
-        timing: Timing::default(),
-        policy: EscalationPolicy::default(),
+        timing: Timing::from_config(dialog),
+        policy: EscalationPolicy::from_config(dialog),
         speaking_rate: deps.config.tts.rate,
         elder_rate: deps.config.tts.elder_rate,
         context: CallContext {
@@ -140,6 +145,7 @@ async fn run(
             started_at_ms: now_ms(),
         },
         ticket_id: ticket_id.clone(),
+        callback_ticket_id: ulid::Ulid::new().to_string(),
     };
     let analyzer = (deps.analyzer)();
     let mut call = Call::new(setup, Arc::clone(analyzer.pack()), Instant::now());

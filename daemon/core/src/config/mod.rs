@@ -5,6 +5,7 @@
 //! 2. [`Config`]: values are validated into real types (languages, durations,
 //!    bounded numbers). Every failure is a [`ConfigError`] naming the key.
 
+pub mod dialog;
 pub mod fleet;
 pub mod raw;
 pub mod sip;
@@ -16,6 +17,7 @@ use crate::language::{Language, LanguageChoice};
 use crate::manifest::ModelStore;
 use raw::RawConfig;
 
+pub use dialog::DialogConfig;
 pub use fleet::{BrokerUrl, FleetConfig, MqttConfig};
 pub use sip::{CallerAuth, CallerSecret, PeerNet, RegistrarConfig, SipConfig, TransferConfig, TransferMode};
 
@@ -46,6 +48,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub fleet: FleetConfig,
     pub sip: SipConfig,
+    pub dialog: DialogConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +281,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         mqtt: fleet::validate_mqtt(&raw.mqtt, origin)?,
         fleet: fleet::validate_fleet(&raw.fleet, origin)?,
         sip: sip::validate_sip(&raw.sip, origin)?,
+        dialog: dialog::validate_dialog(&raw.dialog, origin)?,
     })
 }
 

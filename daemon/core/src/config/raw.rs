@@ -48,6 +48,22 @@ section!(RawVad {
 section!(RawTts { english_voice: String, rate: f32, elder_rate: f32, threads: u32, espeak_data: String });
 section!(RawNlu { pack: String, embedding_model: String, sentiment_lexicon: String });
 section!(RawSimulate { reply_dir: String });
+section!(RawDialog {
+    end_of_turn_ms: u32,
+    end_of_turn_digits_ms: u32,
+    early_end_of_turn_ms: u32,
+    barge_in_ms: u32,
+    backchannel_max_ms: u32,
+    no_input_ms: u32,
+    no_input_elder_ms: u32,
+    max_no_input_reprompts: u32,
+    max_failed_turns: u32,
+    confidence_floor: f32,
+    valence_limit: i64,
+    hand_over_on_worsening: bool,
+    elder_lines: Vec<String>,
+    vip_callers: Vec<String>,
+});
 section!(RawMqtt {
     url: String,
     username: String,
@@ -115,6 +131,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub simulate: RawSimulate,
     #[serde(default)]
+    pub dialog: RawDialog,
+    #[serde(default)]
     pub mqtt: RawMqtt,
     #[serde(default)]
     pub fleet: RawFleet,
@@ -136,6 +154,7 @@ impl RawConfig {
             mqtt: self.mqtt.or(fallback.mqtt),
             fleet: self.fleet.or(fallback.fleet),
             sip: self.sip.or(fallback.sip),
+            dialog: self.dialog.or(fallback.dialog),
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct CallSetup {
     pub context: CallContext,
     /// The id the ticket gets if there is a hand-over (a ULID from the driver).
     pub ticket_id: String,
+    /// The id of the call-back ticket if the transfer fails (another ULID).
+    pub callback_ticket_id: String,
 }
 
 /// Identifies one prompt the bot speaks.
@@ -571,13 +573,20 @@ impl Call {
             priority: plan.priority,
             suggested_answer: plan.suggested_answer.as_deref(),
         };
+        let id = match follow_up {
+            FollowUp::Transfer => self.setup.ticket_id.clone(),
+            FollowUp::CallBack => self.setup.callback_ticket_id.clone(),
+        };
         let mut ticket = self.dialogue.tickets.build(
-            self.setup.ticket_id.clone(),
+            id,
             self.setup.context.started_at_ms.saturating_add(elapsed),
             &routing,
             promise,
         );
         ticket.follow_up = follow_up;
+        if follow_up == FollowUp::CallBack {
+            ticket.replaces = Some(self.setup.ticket_id.clone());
+        }
         ticket
     }
 

@@ -33,6 +33,7 @@ fn setup(channel: Channel, line: LineKind) -> CallSetup {
             started_at_ms: 1_000_000,
         },
         ticket_id: "01JTEST0000000000000000000".into(),
+        callback_ticket_id: "01JTEST0000000000000000001".into(),
     }
 }
 
@@ -301,8 +302,9 @@ fn a_turn_ends_600_ms_after_speech_and_the_reply_is_prepared_before() {
     sim.finish_prompt();
     sim.speech(1000);
     let end_of_speech = sim.at();
-    sim.silence(240);
-    assert!(sim.requests().is_empty(), "nothing sent before 250 ms of silence");
+    let early_ms = u64::try_from(Timing::default().early_end_of_turn.as_millis()).unwrap();
+    sim.silence(early_ms - 20);
+    assert!(sim.requests().is_empty(), "nothing sent before {early_ms} ms of silence");
     sim.silence(20);
     let early = sim.requests();
     assert_eq!(early.len(), 1);
@@ -310,7 +312,7 @@ fn a_turn_ends_600_ms_after_speech_and_the_reply_is_prepared_before() {
     sim.hear(early[0].id, said("what time do you open", "store_hours", 0.9, 0), 0.9);
     assert!(sim.log.iter().any(|(_, a)| matches!(a, Action::Prepare(p) if p.purpose == Purpose::Answer)));
     assert_eq!(sim.spoken().len(), 1, "not spoken while the caller may go on");
-    sim.silence(320);
+    sim.silence(580 - early_ms);
     assert_eq!(sim.spoken().len(), 1, "580 ms of silence is not yet the end of the turn");
     sim.silence(20);
     let spoken_at = sim.when(|a| matches!(a, Action::Speak(p) if p.purpose == Purpose::Answer)).unwrap();
@@ -520,7 +522,9 @@ fn a_failed_transfer_promises_a_call_back_on_a_new_ticket() {
     let tickets = sim.tickets();
     assert_eq!(tickets.len(), 2);
     assert_eq!(tickets[1].follow_up, FollowUp::CallBack);
-    assert_eq!(tickets[1].id, tickets[0].id, "the same ticket, updated");
+    assert_ne!(tickets[1].id, tickets[0].id, "receivers de-duplicate by id: a follow-up is a new ticket");
+    assert_eq!(tickets[1].replaces.as_deref(), Some(tickets[0].id.as_str()));
+    assert_eq!(tickets[0].replaces, None);
     assert_eq!(sim.outcome(), Some(Outcome::Escalated(EscalationReason::Requested)));
 }
 

@@ -46,7 +46,7 @@ impl Default for Timing {
             min_speech: Duration::from_millis(100),
             end_of_turn: Duration::from_millis(600),
             end_of_turn_digits: Duration::from_millis(1500),
-            early_end_of_turn: Duration::from_millis(250),
+            early_end_of_turn: Duration::from_millis(200),
             max_utterance: Duration::from_secs(20),
             barge_in_after: Duration::from_millis(160),
             backchannel_max: Duration::from_millis(800),
@@ -64,6 +64,21 @@ impl Default for Timing {
 pub const BARGE_IN_LIMIT: Duration = Duration::from_millis(200);
 
 impl Timing {
+    /// The `[dialog]` section's timers (the rest keep their defaults).
+    pub fn from_config(config: &voicebot_core::config::DialogConfig) -> Timing {
+        Timing {
+            end_of_turn: config.end_of_turn,
+            end_of_turn_digits: config.end_of_turn_digits,
+            early_end_of_turn: config.early_end_of_turn,
+            barge_in_after: config.barge_in_after,
+            backchannel_max: config.backchannel_max,
+            no_input: config.no_input,
+            no_input_elder: config.no_input_elder,
+            max_no_input_reprompts: config.max_no_input_reprompts,
+            ..Timing::default()
+        }
+    }
+
     /// # Errors
     /// A description of the first rule the settings break.
     pub fn validate(&self) -> Result<(), String> {
@@ -94,6 +109,12 @@ mod tests {
     #[test]
     fn the_defaults_keep_their_own_rules() {
         Timing::default().validate().unwrap();
+    }
+
+    #[test]
+    fn the_default_config_gives_the_default_timers() {
+        let config = voicebot_core::config::Config::embedded_default().unwrap();
+        assert_eq!(Timing::from_config(&config.dialog), Timing::default());
     }
 
     #[test]

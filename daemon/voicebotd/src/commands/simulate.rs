@@ -119,8 +119,8 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
             LanguageChoice::Fixed(Language::Zh) => Language::Zh,
             _ => Language::En,
         },
-        timing: Timing::default(),
-        policy: EscalationPolicy::default(),
+        timing: Timing::from_config(&config.dialog),
+        policy: EscalationPolicy::from_config(&config.dialog),
         speaking_rate: config.tts.rate,
         elder_rate: config.tts.elder_rate,
         context: CallContext {
@@ -130,6 +130,7 @@ pub(crate) fn run(config: &Config, turns: &[PathBuf], options: &Options) -> Resu
             started_at_ms: now_ms(),
         },
         ticket_id: Ulid::new().to_string(),
+        callback_ticket_id: Ulid::new().to_string(),
     };
     let session_options = SessionOptions { reply_dir: Some(reply_dir), ..SessionOptions::default() };
     let mut printed: Result<(), CliError> = Ok(());
