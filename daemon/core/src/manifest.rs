@@ -17,6 +17,16 @@ use crate::engine::EngineError;
 /// The manifest shipped with this build.
 pub const EMBEDDED_MANIFEST: &str = include_str!("../../../models/manifest.toml");
 
+/// The known clip in the model directory that model self-tests transcribe.
+pub const SAMPLE_CLIP: &str = "samples/jfk.wav";
+/// What [`SAMPLE_CLIP`] says.
+pub const SAMPLE_CLIP_TEXT: &str = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+/// Model files installed on this box by `model_update` jobs, in the model
+/// directory. Their size and sha256 replace the embedded manifest's, so a
+/// restart loads (and `models verify` checks) the updated bytes.
+pub const LOCAL_UPDATES_FILE: &str = "installed-models.toml";
+
 /// The parsed manifest. Only the fields the daemon needs are read; the fetch
 /// script reads the rest (sources, conversions).
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +75,60 @@ impl FileStatus {
     }
 }
 
+/// The contents of [`LOCAL_UPDATES_FILE`]: file path → what is installed there.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalUpdates {
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, InstalledFile>,
+}
+
+/// One updated model file and the version it replaced (kept as `<path>.previous`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstalledFile {
+    pub sha256: String,
+    pub size: u64,
+    /// The job that installed it.
+    #[serde(default)]
+    pub job_id: String,
+    #[serde(default)]
+    pub installed_at_ms: u64,
+    /// The version it replaced.
+    #[serde(default)]
+    pub previous_sha256: Option<String>,
+    #[serde(default)]
+    pub previous_size: Option<u64>,
+}
+
+/// [`LocalUpdates`] could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalUpdatesError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} is invalid: {source}; fix or remove it (the embedded manifest then applies)")]
+    Parse { path: PathBuf, source: toml::de::Error },
+}
+
+impl LocalUpdates {
+    /// The file in `dir`; empty when there is none.
+    ///
+    /// # Errors
+    /// An unreadable or malformed file.
+    pub fn load(dir: &Path) -> Result<LocalUpdates, LocalUpdatesError> {
+        let path = dir.join(LOCAL_UPDATES_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|source| LocalUpdatesError::Parse { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(LocalUpdates::default()),
+            Err(source) => Err(LocalUpdatesError::Read { path, source }),
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
 /// A manifest parse error.
 #[derive(Debug, thiserror::Error)]
 #[error("model manifest is invalid: {0}")]
@@ -108,6 +172,20 @@ pub struct ModelStore {
 impl ModelStore {
     pub fn new(dir: PathBuf, manifest: Manifest) -> Self {
         ModelStore { dir, manifest, verify_hashes: true }
+    }
+
+    /// Applies [`LocalUpdates`]: an updated file's size and sha256 replace the
+    /// manifest's. Paths not in the manifest are ignored.
+    pub fn with_updates(mut self, updates: &LocalUpdates) -> Self {
+        for model in &mut self.manifest.models {
+            for file in &mut model.files {
+                if let Some(installed) = updates.files.get(&file.path) {
+                    file.sha256.clone_from(&installed.sha256);
+                    file.size = installed.size;
+                }
+            }
+        }
+        self
     }
 
     /// The default directory: `$VOICEBOTD_MODEL_DIR`, else the XDG cache.
@@ -293,6 +371,29 @@ mod tests {
         std::fs::write(dir.join("m/f.bin"), b"weig").unwrap();
         let store = store_with(&dir, b"weights");
         assert!(matches!(store.verified_path("m", "m/f.bin"), Err(EngineError::ChecksumMismatch { .. })));
+    }
+
+    #[test]
+    fn a_locally_updated_file_verifies_against_its_update_not_the_manifest() {
+        let dir = temp_dir("updated");
+        std::fs::write(dir.join("m/f.bin"), b"new weights").unwrap();
+        let store = store_with(&dir, b"weights");
+        assert!(store.verified_path("m", "m/f.bin").is_err());
+        let mut updates = LocalUpdates::default();
+        updates.files.insert(
+            "m/f.bin".into(),
+            InstalledFile {
+                sha256: hex(&Sha256::digest(b"new weights")),
+                size: 11,
+                job_id: "J".into(),
+                installed_at_ms: 1,
+                previous_sha256: None,
+                previous_size: None,
+            },
+        );
+        std::fs::write(dir.join(LOCAL_UPDATES_FILE), updates.to_toml()).unwrap();
+        let store = store.with_updates(&LocalUpdates::load(&dir).unwrap());
+        assert_eq!(store.verified_path("m", "m/f.bin").unwrap(), dir.join("m/f.bin"));
     }
 
     #[test]

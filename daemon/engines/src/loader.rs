@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use voicebot_core::config::Config;
 use voicebot_core::engine::SentenceEmbedder;
-use voicebot_core::manifest::{Manifest, ModelStore};
+use voicebot_core::manifest::{LocalUpdates, Manifest, ModelStore};
 use voicebot_core::{EngineError, SpeechRecognizer, SpeechSynthesizer, VoiceActivityModel};
 
 use crate::espeak_tts::EspeakTts;
@@ -45,9 +45,15 @@ pub struct Engines {
     pub embedder: Option<Arc<dyn SentenceEmbedder>>,
 }
 
-/// The model store the config points at.
+/// The model store the config points at, with the files that `model_update`
+/// jobs installed on this box (a malformed record of those is logged and
+/// ignored: the updated files then fail verification with a clear error).
 pub fn model_store(config: &Config) -> ModelStore {
     let mut store = ModelStore::new(config.models.dir.clone(), Manifest::embedded());
+    match LocalUpdates::load(&store.dir) {
+        Ok(updates) => store = store.with_updates(&updates),
+        Err(e) => tracing::error!(error = %e, "locally installed model updates ignored"),
+    }
     store.verify_hashes = config.models.verify_checksums;
     store
 }
@@ -93,8 +99,92 @@ pub fn load(config: &Config, needs: EngineNeeds) -> Result<Engines, EngineError>
     Ok(engines)
 }
 
+/// The engine a model file serves in the running config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelRole {
+    AsrEnglish,
+    AsrMultilingual,
+    Vad,
+    Tts,
+    Embedder,
+}
+
+impl ModelRole {
+    /// What the config loads `path` (a path in the model directory) as, if anything.
+    pub fn of(config: &Config, path: &str) -> Option<ModelRole> {
+        if config.asr.english_model == path {
+            Some(ModelRole::AsrEnglish)
+        } else if config.asr.multilingual_model == path {
+            Some(ModelRole::AsrMultilingual)
+        } else if config.vad.model == path {
+            Some(ModelRole::Vad)
+        } else if config.tts.english_voice == path {
+            Some(ModelRole::Tts)
+        } else if config.nlu.embedding_model.as_deref() == Some(path) {
+            Some(ModelRole::Embedder)
+        } else {
+            None
+        }
+    }
+}
+
+/// `current` with the engine for `role` loaded from `file` instead (a
+/// candidate not yet in the model store); the other engines are shared.
+///
+/// # Errors
+/// The candidate (or a file loaded beside it) does not load.
+pub fn load_replacing(
+    config: &Config,
+    current: &Engines,
+    role: ModelRole,
+    file: &Path,
+) -> Result<Engines, EngineError> {
+    let store = model_store(config);
+    let mut engines = current.clone();
+    match role {
+        ModelRole::AsrEnglish | ModelRole::AsrMultilingual => {
+            let (english, multilingual) = if role == ModelRole::AsrEnglish {
+                (file.to_path_buf(), store.verified(&config.asr.multilingual_model)?)
+            } else {
+                (store.verified(&config.asr.english_model)?, file.to_path_buf())
+            };
+            let settings = WhisperSettings {
+                threads: config.asr.threads,
+                no_speech_threshold: config.asr.no_speech_threshold,
+                fit_audio_ctx: config.asr.fit_audio_ctx,
+                temperature_fallback: config.asr.temperature_fallback,
+                detect_among: config.asr.detect_among.iter().map(|l| l.code().to_owned()).collect(),
+            };
+            let asr = WhisperRecognizer::load(Some(&english), Some(&multilingual), settings)?;
+            engines.asr = Some(Arc::new(asr));
+        }
+        ModelRole::Vad => {
+            let runtime = onnx_runtime::library_path(config.runtime.onnxruntime.as_deref(), &store)?;
+            let environment = onnx_runtime::environment(&runtime)?;
+            engines.vad = Some(Arc::new(SileroVad::load(&environment, file)?));
+        }
+        ModelRole::Embedder => {
+            let runtime = onnx_runtime::library_path(config.runtime.onnxruntime.as_deref(), &store)?;
+            let environment = onnx_runtime::environment(&runtime)?;
+            let model = config.nlu.embedding_model.as_deref().unwrap_or_default();
+            let tokenizer = store.verified(&sibling(model, "tokenizer.json"))?;
+            engines.embedder = Some(Arc::new(MiniLmEmbedder::load(&environment, file, &tokenizer)?));
+        }
+        ModelRole::Tts => engines.tts = Some(Arc::new(load_voices_from(config, &store, file.to_path_buf())?)),
+    }
+    Ok(engines)
+}
+
 fn load_voices(config: &Config, store: &ModelStore) -> Result<VoiceRouter, EngineError> {
     let model = store.verified(&config.tts.english_voice)?;
+    load_voices_from(config, store, model)
+}
+
+fn load_voices_from(
+    config: &Config,
+    store: &ModelStore,
+    model: std::path::PathBuf,
+) -> Result<VoiceRouter, EngineError> {
     let tokens_path = sibling(&config.tts.english_voice, "tokens.txt");
     let tokens = store.verified(&tokens_path)?;
     let espeak_data = match &config.tts.espeak_data {

@@ -111,7 +111,8 @@ impl FleetSettings {
 pub struct Fleet {
     outbox: Arc<Mutex<Outbox>>,
     wake: Arc<Notify>,
-    calls: mpsc::Sender<Value>,
+    /// Call events and reports for the driver: `(topic, body)`.
+    calls: mpsc::Sender<(String, Value)>,
     metrics: Arc<CallMetrics>,
     topics: Topics,
     online: bool,
@@ -199,9 +200,38 @@ impl Fleet {
 
     /// Publishes a call event on `event/call` if connected (best effort; not durable).
     pub fn call_event(&self, event: Value) {
-        if self.online && self.calls.try_send(event).is_err() {
+        if self.online && self.calls.try_send((self.topics.event_call(), event)).is_err() {
             tracing::debug!("fleet: call event queue full; event dropped");
         }
+    }
+
+    /// Publishes the daily service report on `report/daily` if connected (best
+    /// effort, QoS 1, not durable: the box serves it at `/report` too).
+    pub fn publish_report(&self, report: Value) {
+        if self.online && self.calls.try_send((self.topics.report_daily(), report)).is_err() {
+            tracing::warn!("fleet: queue full; the daily report was not published");
+        }
+    }
+
+    /// Whether the MQTT driver task is running (always true without a broker).
+    pub fn driver_alive(&self) -> bool {
+        !self.online || !self.calls.is_closed()
+    }
+
+    /// Outbox counters. Blocking (SQLite): call from a blocking thread.
+    ///
+    /// # Errors
+    /// The outbox could not be read.
+    pub fn outbox_stats(&self) -> Result<crate::outbox::OutboxStats, OutboxError> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner()).stats()
+    }
+
+    /// A stored ticket's JSON by id (for agents' desktops). Blocking (SQLite).
+    ///
+    /// # Errors
+    /// The outbox could not be read.
+    pub fn ticket_json(&self, id: &str) -> Result<Option<Vec<u8>>, OutboxError> {
+        Ok(self.outbox.lock().unwrap_or_else(|p| p.into_inner()).get(id)?.map(|(_, json)| json))
     }
 
     pub fn metrics(&self) -> &Arc<CallMetrics> {
@@ -248,5 +278,18 @@ pub fn enqueue_ticket(outbox: &mut Outbox, ticket: &Ticket, now_ms: u64) -> Resu
 
 /// The job context for a daemon started with `config_path`.
 pub fn job_context(config_path: Option<&Path>, config: &Config, hooks: Arc<dyn DeviceHooks>) -> JobContext {
-    JobContext { config_path: config_path.map(Path::to_path_buf), pack_path: config.nlu.pack.clone(), hooks }
+    let mut models_in_use = vec![
+        config.asr.english_model.clone(),
+        config.asr.multilingual_model.clone(),
+        config.vad.model.clone(),
+        config.tts.english_voice.clone(),
+    ];
+    models_in_use.extend(config.nlu.embedding_model.clone());
+    JobContext {
+        config_path: config_path.map(Path::to_path_buf),
+        pack_path: config.nlu.pack.clone(),
+        model_dir: config.models.dir.clone(),
+        models_in_use,
+        hooks,
+    }
 }

@@ -21,8 +21,11 @@ pub struct DeviceInfo {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Versions {
     pub firmware: String,
-    /// Model set identity (e.g. the manifest's hash).
+    /// Model set identity: `manifest-<sha256 prefix>`, with `+local-<hash>`
+    /// once `model_update` jobs replaced files.
     pub models: String,
+    /// Files replaced by `model_update` jobs: path → sha256 of the bytes in use.
+    pub model_files: std::collections::BTreeMap<String, String>,
     /// Knowledge pack `name version`.
     pub pack: String,
 }

@@ -48,6 +48,11 @@ impl Topics {
         format!("{}/event/call", self.base)
     }
 
+    /// `…/report/daily`: the daily service report (JSON).
+    pub fn report_daily(&self) -> String {
+        format!("{}/report/daily", self.base)
+    }
+
     /// `…/cmd/<name>`: a signed command.
     pub fn cmd(&self, name: &str) -> String {
         format!("{}/cmd/{name}", self.base)
@@ -101,6 +106,7 @@ mod tests {
         assert_eq!(t.telemetry(), "voicebot/v1/branch-7/box-1/telemetry");
         assert_eq!(t.event_ticket(), "voicebot/v1/branch-7/box-1/event/ticket");
         assert_eq!(t.event_call(), "voicebot/v1/branch-7/box-1/event/call");
+        assert_eq!(t.report_daily(), "voicebot/v1/branch-7/box-1/report/daily");
         assert_eq!(t.cmd("config_update"), "voicebot/v1/branch-7/box-1/cmd/config_update");
         assert_eq!(t.cmd_result("config_update"), "voicebot/v1/branch-7/box-1/cmd/config_update/result");
         assert_eq!(t.config_desired(), "voicebot/v1/branch-7/box-1/config/desired");

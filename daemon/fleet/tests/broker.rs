@@ -20,7 +20,13 @@ const TICKETS: &str = "voicebot/v1/test/box-1/event/ticket";
 const STATUS: &str = "voicebot/v1/test/box-1/status";
 
 fn context() -> JobContext {
-    JobContext { config_path: None, pack_path: None, hooks: std::sync::Arc::new(NoHooks) }
+    JobContext {
+        config_path: None,
+        pack_path: None,
+        model_dir: std::env::temp_dir().join("voicebot-fleet-no-models"),
+        models_in_use: vec![],
+        hooks: std::sync::Arc::new(NoHooks),
+    }
 }
 
 fn backlog(path: &std::path::Path) -> u64 {

@@ -54,8 +54,13 @@ async fn signed_config_update_applies_and_bad_commands_are_rejected_changing_not
     std::fs::write(&config_path, "[asr]\nthreads = 2\n").unwrap();
     let mut settings = settings(broker.port, &dir.path().join("outbox.db"));
     settings.policy.key = Some(fleet_key.verifying_key());
-    let context =
-        JobContext { config_path: Some(config_path.clone()), pack_path: None, hooks: Arc::new(NoHooks) };
+    let context = JobContext {
+        config_path: Some(config_path.clone()),
+        pack_path: None,
+        model_dir: dir.path().join("models"),
+        models_in_use: vec![],
+        hooks: Arc::new(NoHooks),
+    };
     let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
     let _fleet = Fleet::start(settings, context, &tasks, shutdown.clone()).unwrap();
     sub.wait_until(Duration::from_secs(10), "birth", |m| m.iter().any(|m| m.topic.ends_with("/status")))

@@ -61,7 +61,8 @@ pub(crate) struct DriverParts {
     pub(crate) restored: Vec<Action>,
     pub(crate) context: JobContext,
     pub(crate) wake: Arc<Notify>,
-    pub(crate) calls: mpsc::Receiver<Value>,
+    /// Call events and daily reports: `(topic, body)`.
+    pub(crate) calls: mpsc::Receiver<(String, Value)>,
     pub(crate) metrics: Arc<CallMetrics>,
     pub(crate) telemetry_interval: Duration,
     pub(crate) flush_deadline: Duration,
@@ -85,6 +86,8 @@ struct Driver {
     started: Instant,
     dropped: u64,
     last_config_job: Option<String>,
+    /// Job statuses handed to the client, to mark in the ledger: `(job id, at_ms)`.
+    reported: Vec<(String, u64)>,
 }
 
 /// Starts the poller and the driver on `tasks`.
@@ -106,6 +109,7 @@ pub(crate) fn spawn(parts: DriverParts, tasks: &TaskTracker, shutdown: Cancellat
         started: Instant::now(),
         dropped: 0,
         last_config_job: None,
+        reported: vec![],
     };
     tasks.spawn(driver.run(events_rx, jobs_rx, shutdown, stop_poller));
 }
@@ -149,7 +153,7 @@ impl Driver {
                 },
                 () = wake.notified(), if self.connected => self.pump().await,
                 _ = telemetry.tick(), if self.connected && deadline.is_none() => self.publish_telemetry().await,
-                Some(call) = self.parts.calls.recv(), if deadline.is_none() => self.publish_call(call),
+                Some((topic, body)) = self.parts.calls.recv(), if deadline.is_none() => self.publish_call(topic, body),
                 Some(job) = jobs.recv() => self.on_job_event(job),
                 () = tokio::time::sleep_until(linger_at), if linger.is_some() => {}
             }
@@ -232,6 +236,7 @@ impl Driver {
         self.tracker.reset();
         self.cursor = 0;
         self.publish_birth();
+        self.republish_unreported().await;
         let topics = &self.parts.topics;
         let filters = [topics.cmd_filter(), topics.config_desired()];
         for filter in filters {
@@ -240,6 +245,43 @@ impl Driver {
             }
         }
         self.pump().await;
+    }
+
+    /// Publishes the job statuses reached while no broker was connected.
+    async fn republish_unreported(&mut self) {
+        let ledger = Arc::clone(&self.parts.ledger);
+        let reports = match tokio::task::spawn_blocking(move || lock(&ledger).unreported()).await {
+            Ok(Ok(reports)) => reports,
+            _ => {
+                return error!(
+                    "fleet: cannot read the job ledger; job results reached offline stay unpublished"
+                );
+            }
+        };
+        if !reports.is_empty() {
+            info!(count = reports.len(), "fleet: publishing job results reached while disconnected");
+        }
+        for report in reports {
+            self.publish_result(&report);
+        }
+        self.flush_reported().await;
+    }
+
+    async fn flush_reported(&mut self) {
+        if self.reported.is_empty() {
+            return;
+        }
+        let done = std::mem::take(&mut self.reported);
+        let ledger = Arc::clone(&self.parts.ledger);
+        let marked = tokio::task::spawn_blocking(move || {
+            let ledger = lock(&ledger);
+            done.iter().try_for_each(|(id, at)| ledger.mark_reported(id, *at))
+        })
+        .await;
+        if !matches!(marked, Ok(Ok(()))) {
+            // Left unreported: published once more after the next connect.
+            warn!("fleet: cannot mark job results published");
+        }
     }
 
     async fn on_down(&mut self, error: &str, retry_in: Duration) {
@@ -340,10 +382,10 @@ impl Driver {
         self.publish(self.parts.topics.telemetry(), QoS::AtMostOnce, false, body, Tag::Other);
     }
 
-    fn publish_call(&mut self, call: Value) {
+    fn publish_call(&mut self, topic: String, call: Value) {
         if self.connected {
             let body = serde_json::to_vec(&call).unwrap_or_default();
-            self.publish(self.parts.topics.event_call(), QoS::AtLeastOnce, false, body, Tag::Other);
+            self.publish(topic, QoS::AtLeastOnce, false, body, Tag::Other);
         } else {
             self.dropped += 1;
         }
@@ -390,6 +432,7 @@ impl Driver {
                 }
             }
         }
+        self.flush_reported().await;
     }
 
     fn publish_report(&mut self, report: &JobReport) {
@@ -405,10 +448,29 @@ impl Driver {
                 config_hash: hash,
                 at_ms: report.at_ms,
                 job_id: self.last_config_job.as_deref(),
-                restart_required: true,
+                restart_required: report
+                    .detail
+                    .get("restart_required")
+                    .and_then(Value::as_array)
+                    .is_none_or(|keys| !keys.is_empty()),
             };
             let body = serde_json::to_vec(&reported).unwrap_or_default();
             self.publish(self.parts.topics.config_reported(), QoS::AtLeastOnce, true, body, Tag::Other);
+        }
+        if report.command == "model_update"
+            && succeeded
+            && let Some(versions) = report.detail.get("versions")
+        {
+            if let Some(models) = versions.get("models").and_then(Value::as_str) {
+                self.parts.info.versions.models = models.to_owned();
+            }
+            if let Some(files) = versions.get("model_files").and_then(Value::as_object) {
+                self.parts.info.versions.model_files =
+                    files.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect();
+            }
+            if self.connected {
+                self.publish_birth();
+            }
         }
         if report.command == "pack_update" && succeeded {
             let name = report.detail.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -419,14 +481,20 @@ impl Driver {
             }
         }
         if self.connected {
-            let body = serde_json::to_vec(report).unwrap_or_default();
-            self.publish(
-                self.parts.topics.cmd_result(&report.command),
-                QoS::AtLeastOnce,
-                false,
-                body,
-                Tag::Other,
-            );
+            self.publish_result(report);
+        }
+    }
+
+    /// Publishes a job result; a recorded status (not a rejection or duplicate
+    /// answer) handed to the client is marked reported in the ledger.
+    fn publish_result(&mut self, report: &JobReport) {
+        let body = serde_json::to_vec(report).unwrap_or_default();
+        let topic = self.parts.topics.cmd_result(&report.command);
+        let handed = self.publish(topic, QoS::AtLeastOnce, false, body, Tag::Other);
+        if let (true, false, Some(id)) = (handed, report.duplicate, &report.job_id)
+            && report.status != JobStatus::Rejected
+        {
+            self.reported.push((id.clone(), report.at_ms));
         }
     }
 

@@ -1,4 +1,5 @@
-//! Carrying out accepted jobs: config update, knowledge-pack update, diagnostics.
+//! Carrying out accepted jobs: config update, knowledge-pack update,
+//! diagnostics; model updates are in [`super::model_update`].
 //!
 //! Blocking code (file writes with fsync, validation); the driver runs it on a
 //! blocking thread. Invariants: a job that fails leaves the files as they
@@ -21,6 +22,7 @@ use voicebot_understanding::pack::KnowledgePack;
 
 use super::envelope::Job;
 use super::machine::Outcome;
+use super::model_update::{self, ModelCandidate, PreparedModel};
 
 /// Lines per `upload_logs` chunk.
 pub const LOG_CHUNK_LINES: usize = 50;
@@ -30,13 +32,38 @@ pub const MAX_LOG_LINES: usize = 5_000;
 /// What the daemon does for jobs. Every method has a default that refuses, so
 /// a build without a capability reports it instead of pretending.
 pub trait DeviceHooks: Send + Sync + 'static {
-    /// A validated config was persisted: apply what can change live and name
-    /// those keys; the rest takes effect on restart.
+    /// A validated config was persisted; `changed` names the keys that differ
+    /// from the file it replaced (`dialog.silence_timeout_ms`, …). Apply what
+    /// can change live and return those keys; the rest takes effect on restart.
     ///
     /// # Errors
     /// Why it could not be applied; the previous file is then restored.
-    fn config_applied(&self, _config: &Config) -> Result<Vec<String>, String> {
+    fn config_applied(&self, _config: &Config, _changed: &[String]) -> Result<Vec<String>, String> {
         Ok(vec![])
+    }
+
+    /// Loads a verified candidate model file (not yet in use) for its self-test.
+    ///
+    /// # Errors
+    /// Why it does not load; the candidate is then discarded.
+    fn prepare_model(&self, _candidate: &ModelCandidate) -> Result<Box<dyn PreparedModel>, String> {
+        Err("this daemon cannot load models live".into())
+    }
+
+    /// Runs a scripted call through the `simulate` path and reports how it went.
+    ///
+    /// # Errors
+    /// The call could not run, or did not end as scripted.
+    fn self_test_call(&self) -> Result<Value, String> {
+        Err("this daemon cannot run a self-test call".into())
+    }
+
+    /// Schedules a restart (after this job's result is out); returns what will happen.
+    ///
+    /// # Errors
+    /// A restart cannot be arranged.
+    fn restart(&self) -> Result<String, String> {
+        Err("this daemon cannot restart itself".into())
     }
 
     /// Puts a validated pack in use (atomically, for new calls).
@@ -85,6 +112,10 @@ pub struct JobContext {
     pub config_path: Option<PathBuf>,
     /// The knowledge-pack file (`[nlu] pack`); `None`: the embedded pack.
     pub pack_path: Option<PathBuf>,
+    /// The model directory (`[models] dir`).
+    pub model_dir: PathBuf,
+    /// Model files the running config loads (paths in the model directory).
+    pub models_in_use: Vec<String>,
     pub hooks: Arc<dyn DeviceHooks>,
 }
 
@@ -93,6 +124,7 @@ impl std::fmt::Debug for JobContext {
         f.debug_struct("JobContext")
             .field("config_path", &self.config_path)
             .field("pack_path", &self.pack_path)
+            .field("model_dir", &self.model_dir)
             .finish()
     }
 }
@@ -118,6 +150,8 @@ enum DiagnosticsParams {
     LogLevel { filter: String },
     ModelsVerify,
     UploadLogs { lines: Option<usize> },
+    SelfTestCall,
+    Restart,
 }
 
 /// Runs one job. `progress` publishes an `in_progress` step.
@@ -134,7 +168,13 @@ pub fn execute(job: &Job, ctx: &JobContext, progress: &mut dyn FnMut(&str, Value
         "diagnostics" => match serde_json::from_value::<DiagnosticsParams>(job.params.clone()) {
             Ok(p) => diagnostics(ctx, p, progress),
             Err(e) => failed(format!(
-                "diagnostics params must be {{\"action\": \"log_level\", \"filter\": …}}, {{\"action\": \"models_verify\"}} or {{\"action\": \"upload_logs\", \"lines\": n}}: {e}"
+                "diagnostics params must be {{\"action\": \"log_level\", \"filter\": …}}, {{\"action\": \"models_verify\"}}, {{\"action\": \"upload_logs\", \"lines\": n}}, {{\"action\": \"self_test_call\"}} or {{\"action\": \"restart\"}}: {e}"
+            )),
+        },
+        "model_update" => match serde_json::from_value::<model_update::Params>(job.params.clone()) {
+            Ok(p) => model_update::run(job, ctx, p, progress),
+            Err(e) => failed(format!(
+                "model_update params must be {{\"model\": \"<name or file>\", \"file\"?: …, \"url\": \"http(s)://…|file://…|path\", \"sha256\": …, \"size\": n}} or {{\"model\": …, \"rollback\": true}}: {e}"
             )),
         },
         other => failed(format!("no executor for command {other:?}")),
@@ -151,21 +191,36 @@ fn config_update(job: &Job, ctx: &JobContext, text: &str) -> Outcome {
         Ok(c) => c,
         Err(e) => return failed(format!("config rejected, nothing changed: {e}")),
     };
+    let old_text = fs::read_to_string(path).unwrap_or_default();
+    let changed = changed_keys(&old_text, text);
     let previous = match replace_file(path, text.as_bytes()) {
         Ok(p) => p,
         Err(e) => return failed(format!("cannot write {}: {e}; nothing changed", path.display())),
     };
-    match ctx.hooks.config_applied(&config) {
-        Ok(live) => Outcome {
-            ok: true,
-            message: format!("config persisted to {}", path.display()),
-            detail: json!({
-                "config_hash": config_hash(text),
-                "path": path.display().to_string(),
-                "applied_live": live,
-                "restart_required": true,
-            }),
-        },
+    match ctx.hooks.config_applied(&config, &changed) {
+        Ok(live) => {
+            let restart: Vec<&String> = changed.iter().filter(|k| !live.contains(k)).collect();
+            let message = match (live.len(), restart.len()) {
+                (0, 0) => format!("config persisted to {}; no setting changed", path.display()),
+                (_, 0) => format!("config persisted to {} and applied live", path.display()),
+                (0, _) => format!("config persisted to {}; takes effect on restart", path.display()),
+                _ => format!(
+                    "config persisted to {}; partly applied live, the rest on restart",
+                    path.display()
+                ),
+            };
+            Outcome {
+                ok: true,
+                message,
+                detail: json!({
+                    "config_hash": config_hash(text),
+                    "path": path.display().to_string(),
+                    "changed": changed,
+                    "applied_live": live,
+                    "restart_required": restart,
+                }),
+            }
+        }
         Err(why) => {
             let restored = restore(path, previous.as_deref());
             failed(format!("config could not be applied ({why}); {restored}"))
@@ -217,6 +272,14 @@ fn diagnostics(
             Ok(detail) => Outcome { ok: true, message: "all model files verified".into(), detail },
             Err(e) => failed(format!("models verify: {e}")),
         },
+        DiagnosticsParams::SelfTestCall => match ctx.hooks.self_test_call() {
+            Ok(detail) => Outcome { ok: true, message: "self-test call passed".into(), detail },
+            Err(e) => failed(format!("self-test call failed: {e}")),
+        },
+        DiagnosticsParams::Restart => match ctx.hooks.restart() {
+            Ok(message) => Outcome { ok: true, message, detail: Value::Null },
+            Err(e) => failed(format!("restart: {e}")),
+        },
         DiagnosticsParams::UploadLogs { lines } => {
             let wanted = lines.unwrap_or(500).clamp(1, MAX_LOG_LINES);
             let logs = match ctx.hooks.recent_logs(wanted) {
@@ -234,6 +297,38 @@ fn diagnostics(
             }
         }
     }
+}
+
+/// The dotted keys (`dialog.silence_timeout_ms`) whose values differ between
+/// two config texts, including keys only one of them sets. A text that does
+/// not parse counts as empty (the old file may be absent).
+pub fn changed_keys(old: &str, new: &str) -> Vec<String> {
+    fn flatten(prefix: &str, value: &toml::Value, out: &mut std::collections::BTreeMap<String, toml::Value>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (k, v) in table {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.clone());
+            }
+        }
+    }
+    let parse = |text: &str| {
+        let mut out = std::collections::BTreeMap::new();
+        if let Ok(table) = text.parse::<toml::Table>() {
+            flatten("", &toml::Value::Table(table), &mut out);
+        }
+        out
+    };
+    let (old, new) = (parse(old), parse(new));
+    let mut keys: Vec<String> =
+        old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The previous version's path beside `path`.

@@ -4,6 +4,10 @@
 //! full-sync settings, so a job id or nonce once accepted is remembered across
 //! restarts and a replay is rejected even after a reboot. Records older than
 //! two time windows are pruned: their signed timestamps make them stale anyway.
+//!
+//! Each record also says whether its last status was handed to a connected
+//! client (`reported`): a status reached while the broker was unreachable is
+//! published after the next connect, from here, even across a restart.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +26,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     last TEXT NOT NULL
 );
 ";
+/// Added after the first release: older files get the column on open.
+const REPORTED_COLUMN: &str = "ALTER TABLE jobs ADD COLUMN reported INTEGER NOT NULL DEFAULT 1";
 
 #[derive(Debug)]
 pub struct JobLedger {
@@ -49,6 +55,15 @@ impl JobLedger {
             .map_err(|e| fail("enable WAL", e))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| fail("set synchronous", e))?;
         conn.execute_batch(SCHEMA).map_err(|e| fail("create job ledger", e))?;
+        let has_reported: bool = conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'reported'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)
+            .map_err(|e| fail("inspect job ledger", e))?;
+        if !has_reported {
+            conn.execute_batch(REPORTED_COLUMN).map_err(|e| fail("upgrade job ledger", e))?;
+        }
         Ok(JobLedger { conn, path: path.to_path_buf() })
     }
 
@@ -61,12 +76,49 @@ impl JobLedger {
         let last = serde_json::to_string(&record.last).unwrap_or_default();
         self.conn
             .execute(
-                "INSERT INTO jobs (job_id, nonce, issued_at_ms, job, last) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (job_id) DO UPDATE SET last = ?5",
+                "INSERT INTO jobs (job_id, nonce, issued_at_ms, job, last, reported) VALUES (?1, ?2, ?3, ?4, ?5, 0)
+                 ON CONFLICT (job_id) DO UPDATE SET last = ?5, reported = 0",
                 params![record.job.job_id, record.job.nonce, record.job.issued_at_ms as i64, job, last],
             )
             .map(|_| ())
             .map_err(|e| OutboxError::from_sqlite(&self.path, "save job", e))
+    }
+
+    /// Marks the status of `job_id` recorded at `at_ms` as handed to the broker
+    /// (a newer status saved since stays unreported).
+    ///
+    /// # Errors
+    /// A database error naming the file.
+    pub fn mark_reported(&self, job_id: &str, at_ms: u64) -> Result<(), OutboxError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET reported = 1 WHERE job_id = ?1 AND json_extract(last, '$.at_ms') = ?2",
+                params![job_id, at_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| OutboxError::from_sqlite(&self.path, "mark job reported", e))
+    }
+
+    /// The last status of every job whose latest step was never published, oldest first.
+    ///
+    /// # Errors
+    /// A database error naming the file.
+    pub fn unreported(&self) -> Result<Vec<JobReport>, OutboxError> {
+        let fail = |op, e| OutboxError::from_sqlite(&self.path, op, e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT last FROM jobs WHERE reported = 0 ORDER BY json_extract(last, '$.at_ms')")
+            .map_err(|e| fail("load unreported jobs", e))?;
+        let rows =
+            stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| fail("load unreported jobs", e))?;
+        let mut reports = vec![];
+        for row in rows {
+            let last = row.map_err(|e| fail("load unreported jobs", e))?;
+            if let Ok(report) = serde_json::from_str::<JobReport>(&last) {
+                reports.push(report);
+            }
+        }
+        Ok(reports)
     }
 
     /// Every record issued at or after `cutoff_ms`; older ones are deleted.
@@ -141,6 +193,22 @@ mod tests {
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].last.status, JobStatus::Succeeded);
         assert_eq!(loaded[0].job.nonce, "nonce-J1");
+    }
+
+    #[test]
+    fn a_status_is_unreported_until_marked_and_a_newer_one_is_unreported_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = JobLedger::open(&dir.path().join("outbox.db")).unwrap();
+        ledger.save(&record("J1", 100, JobStatus::Queued)).unwrap();
+        assert_eq!(ledger.unreported().unwrap().len(), 1);
+        ledger.mark_reported("J1", 100).unwrap();
+        assert!(ledger.unreported().unwrap().is_empty());
+        let mut done = record("J1", 100, JobStatus::Succeeded);
+        done.last.at_ms = 200;
+        ledger.save(&done).unwrap();
+        ledger.mark_reported("J1", 100).unwrap();
+        let pending = ledger.unreported().unwrap();
+        assert_eq!(pending.iter().map(|r| r.status).collect::<Vec<_>>(), [JobStatus::Succeeded]);
     }
 
     #[test]

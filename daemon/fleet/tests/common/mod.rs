@@ -231,7 +231,12 @@ pub fn settings(port: u16, outbox: &Path) -> FleetSettings {
             window: Duration::from_secs(300),
         },
         info: DeviceInfo {
-            versions: Versions { firmware: "0.1.0".into(), models: "m1".into(), pack: "retail 1".into() },
+            versions: Versions {
+                firmware: "0.1.0".into(),
+                models: "m1".into(),
+                model_files: Default::default(),
+                pack: "retail 1".into(),
+            },
             capabilities: Capabilities {
                 channels: vec!["phone".into()],
                 languages: vec!["en".into()],

@@ -55,6 +55,8 @@ fn context(dir: &Path, hooks: Arc<dyn DeviceHooks>) -> JobContext {
     JobContext {
         config_path: Some(dir.join("voicebotd.toml")),
         pack_path: Some(dir.join("pack.toml")),
+        model_dir: dir.join("models"),
+        models_in_use: vec![],
         hooks,
     }
 }
