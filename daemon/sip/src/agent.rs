@@ -107,6 +107,8 @@ struct Shared {
     incoming: mpsc::Sender<IncomingCall>,
     /// Digest verifier of callers outside the allowlist (short, non-async locks).
     auth: Option<std::sync::Mutex<Verifier>>,
+    /// Set by [`UserAgent::drain`]: new INVITEs get 503, calls go on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -163,6 +165,7 @@ impl UserAgent {
         });
         let shared = Arc::new(Shared {
             auth,
+            draining: std::sync::atomic::AtomicBool::new(false),
             calls: Arc::new(Semaphore::new(config.max_calls)),
             config,
             counters: Counters::default(),
@@ -249,6 +252,14 @@ impl UserAgent {
     /// registration task when a registrar is configured.
     pub fn running_tasks(&self) -> usize {
         self.shared.tracker.len()
+    }
+
+    /// Stops taking calls: new INVITEs are answered 503 Service Unavailable
+    /// (with `Retry-After`), while calls in progress go on until they end or
+    /// [`UserAgent::shutdown`]. For a graceful stop: drain, let the calls close,
+    /// then shut down.
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
     }
 
     /// Hangs up every call and waits up to `deadline` for their tasks.
@@ -398,8 +409,10 @@ impl Layer for InboundLayer {
                 }
             }
         }
-        if shared.cancel.is_cancelled() {
-            let response = refuse(StatusCode::SERVICE_UNAVAILABLE);
+        if shared.cancel.is_cancelled() || shared.draining.load(Ordering::Relaxed) {
+            tracing::info!(source = %invite.tp_info.source, "INVITE while stopping: 503");
+            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE);
+            response.msg.headers.insert(Name::RETRY_AFTER, "30");
             return respond(endpoint, invite, response).await;
         }
         let Ok(permit) = shared.calls.clone().try_acquire_owned() else {

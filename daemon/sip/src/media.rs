@@ -66,6 +66,7 @@ pub(crate) struct MediaCounters {
     pub(crate) send_errors: AtomicU64,
     pub(crate) concealed_frames: AtomicU64,
     pub(crate) bridge_frames_dropped: AtomicU64,
+    pub(crate) jitter_us: AtomicU64,
 }
 
 /// A snapshot of a call's media counters.
@@ -79,6 +80,8 @@ pub struct MediaStats {
     pub concealed_frames: u64,
     /// Frames dropped at a bridge to or from another call leg (full queue).
     pub bridge_frames_dropped: u64,
+    /// RFC 3550 interarrival jitter of the caller's audio, microseconds.
+    pub jitter_us: u64,
 }
 
 impl MediaCounters {
@@ -92,6 +95,7 @@ impl MediaCounters {
             send_errors: get(&self.send_errors),
             concealed_frames: get(&self.concealed_frames),
             bridge_frames_dropped: get(&self.bridge_frames_dropped),
+            jitter_us: get(&self.jitter_us),
         }
     }
 }
@@ -165,6 +169,11 @@ struct State {
     bridge: Option<BridgePort>,
     /// Frames from the other leg waiting to be sent, at most [`BRIDGE_AHEAD_FRAMES`].
     bridged: VecDeque<Vec<i16>>,
+    /// Interarrival jitter (RFC 3550 §6.4.1): the previous transit time and
+    /// the running estimate, both in 8 kHz timestamp units.
+    transit: Option<i64>,
+    jitter_estimate: f64,
+    epoch: Instant,
 }
 
 impl MediaTask {
@@ -191,6 +200,9 @@ impl MediaTask {
             jitter_config: self.jitter,
             bridge: None,
             bridged: VecDeque::with_capacity(BRIDGE_AHEAD_FRAMES + 1),
+            transit: None,
+            jitter_estimate: 0.0,
+            epoch: Instant::now(),
         };
         let mut ticker = tokio::time::interval(FRAME_DURATION);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -221,6 +233,14 @@ impl MediaTask {
             state.remote = source;
         }
         if packet.payload_type == state.codec.payload_type() {
+            let arrival = (state.epoch.elapsed().as_micros() as i64) * 8 / 1000;
+            let transit = arrival.wrapping_sub(i64::from(packet.timestamp));
+            if let Some(previous) = state.transit.replace(transit) {
+                // Timestamps wrap at 2^32: take the difference modulo that.
+                let d = ((transit - previous) as i32).unsigned_abs();
+                state.jitter_estimate += (f64::from(d) - state.jitter_estimate) / 16.0;
+                self.counters.jitter_us.store((state.jitter_estimate * 125.0) as u64, Ordering::Relaxed);
+            }
             state.jitter.push(packet, Instant::now().into_std());
         } else if Some(packet.payload_type) == state.event_payload_type
             && let Ok(event) = TelephoneEvent::parse(&packet.payload)
