@@ -104,6 +104,9 @@ say "understanding latency ($RUNS runs)"
 say "conversation latency: end of speech -> first reply audio, real time (~10 min)"
 "$BENCH" latency --out "$OUT/latency.json" --rounds 1 --reference
 
+say "phone line over SIP: set-up, voice-to-voice, concurrent calls, RSS per call (~15 min)"
+"$BENCH" sip --voicebotd "$VOICEBOTD" --out "$OUT/sip.json"
+
 say "summary"
 "$BENCH" report --dir "$OUT"
 say "done"

@@ -31,7 +31,7 @@ use voicebot_understanding::emotion::EmotionEstimator;
 use voicebot_understanding::pack::KnowledgePack;
 
 /// The calls: every turn gets a spoken reply, so every turn is measured.
-const CALLS: [&[&str]; 7] = [
+pub(crate) const CALLS: [&[&str]; 7] = [
     &["where is my order", "my order number is four five seven one two", "no thanks, goodbye"],
     &["what time do you open on sunday", "where is your flagship store", "that's all, bye"],
     &["can I return a jacket without the receipt", "how long does the refund take", "no, goodbye"],
@@ -42,9 +42,9 @@ const CALLS: [&[&str]; 7] = [
 ];
 
 /// espeak-ng voices for the callers (variants of its English voice).
-const VOICES: [&str; 3] = ["en-us", "en-us+m3", "en-us+f2"];
+pub(crate) const VOICES: [&str; 3] = ["en-us", "en-us+m3", "en-us+f2"];
 
-fn speak(text: &str, voice: &str, dir: &Path, name: &str) -> Result<Vec<f32>> {
+pub(crate) fn speak(text: &str, voice: &str, dir: &Path, name: &str) -> Result<Vec<f32>> {
     let path = dir.join(format!("{name}.wav"));
     let status = Command::new("espeak-ng")
         .args(["-v", voice, "-s", "165", "-w"])
@@ -61,7 +61,7 @@ fn speak(text: &str, voice: &str, dir: &Path, name: &str) -> Result<Vec<f32>> {
     Ok(samples)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -69,13 +69,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-struct Loaded {
+pub(crate) struct Loaded {
     config: Config,
     engines: voicebot_engines::loader::Engines,
     analyzer: Arc<Analyzer>,
 }
 
-fn load() -> Result<Loaded> {
+pub(crate) fn load() -> Result<Loaded> {
     let config = crate::stats::config("")?;
     let engines = loader::load(
         &config,
@@ -91,7 +91,7 @@ fn load() -> Result<Loaded> {
 }
 
 /// Runs one call in real time; returns per-turn latencies in ms.
-fn call(loaded: &Loaded, turns: &[CallerTurn], timing: Timing) -> Result<(Vec<f64>, String)> {
+pub(crate) fn call(loaded: &Loaded, turns: &[CallerTurn], timing: Timing) -> Result<(Vec<f64>, String)> {
     let language = LanguageChoice::Fixed(Language::En);
     let mut ear = Ear::new(&loaded.engines, loaded.config.vad.segmenter())?;
     ear.prepare(&language)?;

@@ -12,6 +12,7 @@ mod latency;
 mod nlu;
 mod reference;
 mod report;
+mod sip;
 mod stats;
 mod tts;
 
@@ -110,6 +111,29 @@ enum Command {
         #[arg(long)]
         reference: bool,
     },
+    /// The phone line from outside: `voicebotd run` on loopback called by a
+    /// scripted SIP caller. Call set-up time, voice-to-voice latency over SIP
+    /// (with the same calls in process as the reference), the most concurrent
+    /// calls held in real time (no RTP gap over 60 ms), and RSS per call.
+    Sip {
+        #[arg(long, default_value = "target/bench/sip.json")]
+        out: PathBuf,
+        /// The daemon under test.
+        #[arg(long, default_value = "target/release/voicebotd")]
+        voicebotd: PathBuf,
+        /// Each round runs all 7 calls (21 turns) over SIP.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Calls that only measure set-up (INVITE → 200 OK, then BYE).
+        #[arg(long, default_value_t = 20)]
+        setups: usize,
+        /// The highest concurrency level the ramp tries.
+        #[arg(long, default_value_t = 8)]
+        max_level: usize,
+        /// Skip the in-process reference (`latency`'s calls without SIP).
+        #[arg(long)]
+        no_reference: bool,
+    },
     /// Understanding latency (intent + slots + emotion) per utterance.
     Nlu {
         #[arg(long, default_value = "target/bench/nlu.json")]
@@ -143,5 +167,8 @@ fn main() -> Result<()> {
         Command::Report { dir } => report::run(&dir),
         Command::Nlu { out, runs } => nlu::run(&out, runs),
         Command::Latency { out, rounds, reference } => latency::run(&out, rounds, reference),
+        Command::Sip { out, voicebotd, rounds, setups, max_level, no_reference } => {
+            sip::run(&sip::SipArgs { voicebotd, out, rounds, setups, max_level, reference: !no_reference })
+        }
     }
 }

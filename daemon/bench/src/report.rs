@@ -38,6 +38,9 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
     if let Some(rss) = read(dir, "rss.json") {
         rss_table(&mut md, &rss)?;
     }
+    if let Some(sip) = read(dir, "sip.json") {
+        sip_tables(&mut md, &sip)?;
+    }
     std::fs::write(dir.join("summary.md"), &md)?;
     print!("{md}");
     Ok(())
@@ -505,6 +508,63 @@ fn rss_table(md: &mut String, rss: &Value) -> Result<()> {
         )?;
     }
     writeln!(md)?;
+    Ok(())
+}
+
+fn sip_tables(md: &mut String, sip: &Value) -> Result<()> {
+    writeln!(md, "## Phone line over SIP (`voicebot-bench sip`)\n")?;
+    writeln!(
+        md,
+        "Load average at start / end: {} / {}; {:.0} s.\n",
+        s(&sip["load_average_start"]),
+        s(&sip["load_average_end"]),
+        f(&sip["wall_seconds"])
+    )?;
+    writeln!(md, "| measure | n | p50 | p95 | max |")?;
+    writeln!(md, "|---|---:|---:|---:|---:|")?;
+    for (label, key) in [
+        ("call set-up, INVITE → 200 OK (ms)", "setup"),
+        ("voice-to-voice over SIP (ms)", "voice_to_voice_over_sip"),
+        ("same calls in process, no SIP (ms)", "voice_to_voice_in_process"),
+    ] {
+        let x = &sip[key];
+        if x.is_object() {
+            writeln!(
+                md,
+                "| {label} | {} | {:.1} | {:.1} | {:.1} |",
+                x["n"],
+                f(&x["p50_ms"]),
+                f(&x["p95_ms"]),
+                f(&x["max_ms"])
+            )?;
+        }
+    }
+    writeln!(md, "\np50 ratio over SIP / in process: {:.2}\n", f(&sip["p50_ratio_sip_over_in_process"]))?;
+    writeln!(
+        md,
+        "| concurrent calls | holds | complete | max RTP gap ms | gaps > 60 ms | latency p50 / p95 ms | peak RSS MiB |"
+    )?;
+    writeln!(md, "|---:|---|---:|---:|---:|---|---:|")?;
+    for level in sip["levels"].as_array().context("levels")? {
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {:.0} / {:.0} | {:.0} |",
+            level["calls"],
+            level["holds"],
+            level["complete_calls"],
+            f(&level["max_gap_ms"]),
+            level["gaps_over_limit"],
+            f(&level["latency_p50_ms"]),
+            f(&level["latency_p95_ms"]),
+            f(&level["peak_rss_kib"]) / 1024.0
+        )?;
+    }
+    writeln!(
+        md,
+        "\nSustained: {} concurrent calls. Idle RSS {:.0} MiB.\n",
+        sip["concurrent_calls_sustained"],
+        f(&sip["idle_rss_kib"]) / 1024.0
+    )?;
     Ok(())
 }
 

@@ -65,7 +65,7 @@ impl FrameVad {
 }
 
 /// RMS level in dBFS (-120 for digital silence).
-pub(crate) fn level_db(samples: &[f32]) -> f32 {
+pub fn level_db(samples: &[f32]) -> f32 {
     let rms = voicebot_audio::rms(samples);
     if rms <= 1e-6 { -120.0 } else { 20.0 * rms.log10() }
 }

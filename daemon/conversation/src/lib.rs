@@ -15,7 +15,7 @@ pub mod session;
 mod understanding;
 
 pub use caller_audio::CallerAudio;
-pub use frame_vad::FrameVad;
+pub use frame_vad::{FrameVad, level_db};
 pub use mouth::{Mouth, Utterance, first_sentence_split};
 pub use understanding::Understanding;
 

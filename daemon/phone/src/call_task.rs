@@ -18,6 +18,7 @@ use voicebot_conversation::{CallerAudio, FrameVad, Mouth, Understanding};
 use voicebot_core::{Language, LanguageChoice};
 use voicebot_dialog::call::{
     Action, Call, CallSetup, Channel, Input, LineKind, PromptId, Timing, TransferRequest, TransferResult,
+    TurnReport,
 };
 use voicebot_dialog::escalation::EscalationPolicy;
 use voicebot_dialog::outcome::Outcome;
@@ -26,7 +27,7 @@ use voicebot_engines::hearing::Ear;
 use voicebot_rtp::dtmf::DtmfDigit;
 use voicebot_rtp::playout::ClipId;
 use voicebot_rtp::telephone_band::Upsampler;
-use voicebot_sip::{CallEvent, EndReason, Handover, IncomingCall};
+use voicebot_sip::{CallEvent, EndReason, Handover, IncomingCall, MediaStats};
 use voicebot_understanding::pii;
 
 use crate::PhoneDeps;
@@ -43,6 +44,16 @@ pub struct CallSummary {
     pub duration: Duration,
     /// Caller frames dropped because the VAD fell behind.
     pub dropped_frames: u64,
+    /// The caller's turns as the dialog reported them (masked text).
+    pub turns: Vec<TurnReport>,
+    /// Voice-to-voice: the end of the caller's speech to the first reply audio
+    /// handed to the line (within one 20 ms packet of going out), per reply.
+    pub reply_latencies: Vec<Duration>,
+    /// Recognition (with understanding) and synthesis real-time factors.
+    pub asr_rtf: Vec<f32>,
+    pub tts_rtf: Vec<f32>,
+    /// The call's RTP counters at its end.
+    pub media: MediaStats,
 }
 
 /// The prompt on the line.
@@ -111,6 +122,11 @@ async fn run(
         intents: Vec::new(),
         duration: Duration::ZERO,
         dropped_frames: 0,
+        turns: Vec::new(),
+        reply_latencies: Vec::new(),
+        asr_rtf: Vec::new(),
+        tts_rtf: Vec::new(),
+        media: MediaStats::default(),
     };
     let language = deps.config.asr.language.clone();
     let mut workers = match start_workers(deps, &sip.info.call_id, language.clone()).await {
@@ -158,6 +174,8 @@ async fn run(
     let mut bridged = false;
     let mut shutting_down = false;
     let mut sip_ended = false;
+    // When the caller last stopped speaking, until the reply's first audio.
+    let mut caller_stopped: Option<Instant> = None;
     loop {
         // Carry out what the call decided.
         while let Some(action) = call.poll_action() {
@@ -205,6 +223,7 @@ async fn run(
                     }
                 }
                 Action::Understand(request) => {
+                    caller_stopped = Some(request.end);
                     let pcm = ring.cut(
                         request.start.checked_sub(Duration::from_millis(250)).unwrap_or(request.start),
                         request.end + Duration::from_millis(150),
@@ -239,7 +258,8 @@ async fn run(
                 }
                 Action::Turn(report) => {
                     info!(turn = report.turn, intent = %report.intent, confidence = report.confidence, emotion = report.emotion.label.as_str(), valence = report.emotion.valence, reason = report.reason.map(|r| r.code()), keypad = report.keypad, "turn");
-                    summary.intents.push(report.intent);
+                    summary.intents.push(report.intent.clone());
+                    summary.turns.push(*report);
                 }
                 Action::Ended(outcome) => summary.outcome = outcome,
             }
@@ -314,6 +334,9 @@ async fn run(
                         if air.paused {
                             air.held.push(samples);
                         } else if let Ok(clip) = sip.audio.play(samples.clone()).await {
+                            if let Some(stopped) = caller_stopped.take() {
+                                summary.reply_latencies.push(stopped.elapsed());
+                            }
                             clips.insert(clip, prompt);
                             air.outstanding.push((clip, samples));
                         }
@@ -335,6 +358,8 @@ async fn run(
         }
     }
     summary.dropped_frames = workers.dropped_frames.load(Ordering::Relaxed);
+    summary.media = sip.control.media_stats();
+    (summary.asr_rtf, summary.tts_rtf) = workers.real_time_factors();
     summary.duration = started.elapsed();
     Ok(summary)
 }

@@ -9,8 +9,8 @@
 //! jobs are few per turn and wait for room. Threads end when the call drops its
 //! senders.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -44,6 +44,18 @@ pub(crate) struct Workers {
     pub(crate) mouth: mpsc::Sender<MouthJob>,
     pub(crate) spoken: mpsc::Receiver<Spoken>,
     pub(crate) dropped_frames: Arc<AtomicU64>,
+    rtf: Arc<Mutex<RealTime>>,
+}
+
+/// Real-time factors measured on the engine threads (processing / audio time).
+#[derive(Debug, Default)]
+struct RealTime {
+    asr: Vec<f32>,
+    tts: Vec<f32>,
+}
+
+fn lock_rtf(rtf: &Mutex<RealTime>) -> std::sync::MutexGuard<'_, RealTime> {
+    rtf.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Workers {
@@ -76,9 +88,17 @@ impl Workers {
         let (ear_tx, mut ear_rx) = mpsc::channel::<(UtteranceId, Vec<f32>)>(4);
         let (heard_tx, heard_rx) = mpsc::channel(4);
         let ear_call = call_id.to_owned();
+        let rtf = Arc::new(Mutex::new(RealTime::default()));
+        let ear_rtf = Arc::clone(&rtf);
         spawn(name("ear"), move || {
             while let Some((utterance, pcm)) = ear_rx.blocking_recv() {
-                let input = match understanding.hear(&pcm) {
+                let started = Instant::now();
+                let heard = understanding.hear(&pcm);
+                if !pcm.is_empty() {
+                    let audio_s = pcm.len() as f32 / ENGINE_RATE as f32;
+                    lock_rtf(&ear_rtf).asr.push(started.elapsed().as_secs_f32() / audio_s);
+                }
+                let input = match heard {
                     Ok((analysis, asr_confidence)) => {
                         Input::Heard { utterance, analysis: Box::new(analysis), asr_confidence }
                     }
@@ -95,6 +115,7 @@ impl Workers {
 
         let (mouth_tx, mut mouth_rx) = mpsc::channel::<MouthJob>(4);
         let (spoken_tx, spoken) = mpsc::channel(8);
+        let tts_rtf = Arc::clone(&rtf);
         spawn(name("tts"), move || {
             while let Some(job) = mouth_rx.blocking_recv() {
                 let sent = match job {
@@ -104,7 +125,7 @@ impl Workers {
                         }
                         Ok(())
                     }
-                    MouthJob::Speak(prompt) => speak(&mut mouth, &prompt, &spoken_tx),
+                    MouthJob::Speak(prompt) => speak(&mut mouth, &prompt, &spoken_tx, &tts_rtf),
                 };
                 if sent.is_err() {
                     return;
@@ -120,7 +141,14 @@ impl Workers {
             mouth: mouth_tx,
             spoken,
             dropped_frames: Arc::new(AtomicU64::new(0)),
+            rtf,
         }
+    }
+
+    /// The recognition and synthesis real-time factors measured so far.
+    pub(crate) fn real_time_factors(&self) -> (Vec<f32>, Vec<f32>) {
+        let rtf = lock_rtf(&self.rtf);
+        (rtf.asr.clone(), rtf.tts.clone())
     }
 
     /// Offers a caller frame to the VAD; drops and counts it when the VAD is behind.
@@ -137,15 +165,27 @@ fn spawn(name: String, work: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// Synthesises a prompt first sentence first and sends each part at 8 kHz.
-fn speak(mouth: &mut Mouth, prompt: &Prompt, out: &mpsc::Sender<Spoken>) -> Result<(), ()> {
+/// Synthesises a prompt first sentence first and sends each part at 8 kHz,
+/// recording each part's real-time factor (prepared prompts count, near 0).
+fn speak(
+    mouth: &mut Mouth,
+    prompt: &Prompt,
+    out: &mpsc::Sender<Spoken>,
+    rtf: &Mutex<RealTime>,
+) -> Result<(), ()> {
+    let record = |started: Instant, samples: &[i16]| {
+        if !samples.is_empty() {
+            let audio_s = samples.len() as f32 / 8000.0;
+            lock_rtf(rtf).tts.push(started.elapsed().as_secs_f32() / audio_s);
+        }
+    };
+    let started = Instant::now();
     let to_line = |audio: &voicebot_core::engine::SynthesizedAudio| -> Result<(Vec<i16>, f32), String> {
         let wide = voicebot_audio::resample(&audio.samples, audio.sample_rate, ENGINE_RATE)
             .map_err(|e| e.to_string())?;
         let mut narrow = Vec::with_capacity(wide.len() / 2 + 1);
         Downsampler::new().process(&wide, &mut narrow);
-        let rms = voicebot_audio::rms(&wide);
-        Ok((narrow, if rms <= 1e-6 { -120.0 } else { 20.0 * rms.log10() }))
+        Ok((narrow, voicebot_conversation::level_db(&wide)))
     };
     let send = |message: Spoken| out.blocking_send(message).map_err(|_| ());
     let first = mouth.start(prompt).map_err(|e| e.to_string()).and_then(|u| {
@@ -156,14 +196,19 @@ fn speak(mouth: &mut Mouth, prompt: &Prompt, out: &mpsc::Sender<Spoken>) -> Resu
         Ok(first) => first,
         Err(error) => return send(Spoken::Failed { prompt: prompt.id, error }),
     };
+    record(started, &samples);
     let has_rest = !voicebot_conversation::first_sentence_split(&prompt.text).1.is_empty();
     // The first sentence goes to the line before the rest is synthesised.
     send(Spoken::Chunk { prompt: prompt.id, samples, last: !has_rest, level_db })?;
     if !has_rest {
         return Ok(());
     }
+    let started = Instant::now();
     match mouth.rest(prompt, rate).map_err(|e| e.to_string()).and_then(|a| to_line(&a)) {
-        Ok((samples, level_db)) => send(Spoken::Chunk { prompt: prompt.id, samples, last: true, level_db }),
+        Ok((samples, level_db)) => {
+            record(started, &samples);
+            send(Spoken::Chunk { prompt: prompt.id, samples, last: true, level_db })
+        }
         Err(error) => send(Spoken::Failed { prompt: prompt.id, error }),
     }
 }

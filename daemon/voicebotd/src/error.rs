@@ -6,6 +6,7 @@
 //! | 2 | usage or configuration error |
 //! | 3 | bad input (audio file, text) |
 //! | 4 | models or runtime libraries missing or corrupt |
+//! | 75 | `voicebotd run` stopped, after its drain, for a restart a fleet job asked for (`EX_TEMPFAIL`; the unit restarts it, see `systemd/README.md`) |
 
 use voicebot_audio::AudioError;
 use voicebot_core::EngineError;
@@ -31,6 +32,10 @@ pub(crate) enum CliError {
     Fleet(#[from] voicebot_fleet::FleetError),
     #[error(transparent)]
     Outbox(#[from] voicebot_fleet::outbox::OutboxError),
+    #[error(
+        "stopped for a restart requested by fleet job {0}; exit code 75 asks the service manager to start it again"
+    )]
+    Restart(String),
 }
 
 impl From<voicebot_conversation::ConversationError> for CliError {
@@ -44,10 +49,14 @@ impl From<voicebot_conversation::ConversationError> for CliError {
     }
 }
 
+/// The exit code of a requested restart (`EX_TEMPFAIL`).
+pub(crate) const RESTART_EXIT_CODE: u8 = 75;
+
 impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Failed(_) => 1,
+            CliError::Restart(_) => RESTART_EXIT_CODE,
             CliError::Fleet(voicebot_fleet::FleetError::Outbox(_)) | CliError::Outbox(_) => 1,
             CliError::Fleet(_) => 2,
             CliError::Config(_) | CliError::Usage(_) | CliError::Pack(_) => 2,

@@ -6,13 +6,13 @@
 mod cli;
 mod commands;
 mod error;
+mod logging;
 mod nlu;
 mod turn;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command};
 use error::CliError;
@@ -31,11 +31,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(daemon: bool) {
-    let default = if daemon { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("VOICEBOTD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours only on a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    // Reloadable, with a ring of recent lines for `diagnostics` jobs.
+    logging::init(if daemon { "info" } else { "warn" });
 }
 
 /// The config from `--config`, or the embedded default.

@@ -7,6 +7,7 @@
 
 pub mod dialog;
 pub mod fleet;
+pub mod http;
 pub mod raw;
 pub mod sip;
 
@@ -19,6 +20,7 @@ use raw::RawConfig;
 
 pub use dialog::DialogConfig;
 pub use fleet::{BrokerUrl, FleetConfig, MqttConfig};
+pub use http::{HttpConfig, ReportConfig};
 pub use sip::{CallerAuth, CallerSecret, PeerNet, RegistrarConfig, SipConfig, TransferConfig, TransferMode};
 
 /// The embedded default configuration.
@@ -48,6 +50,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub fleet: FleetConfig,
     pub sip: SipConfig,
+    pub http: HttpConfig,
+    pub report: ReportConfig,
     pub dialog: DialogConfig,
 }
 
@@ -281,6 +285,8 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         mqtt: fleet::validate_mqtt(&raw.mqtt, origin)?,
         fleet: fleet::validate_fleet(&raw.fleet, origin)?,
         sip: sip::validate_sip(&raw.sip, origin)?,
+        http: http::validate_http(&raw.http, origin)?,
+        report: http::validate_report(&raw.report, origin)?,
         dialog: dialog::validate_dialog(&raw.dialog, origin)?,
     })
 }

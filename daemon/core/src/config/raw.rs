@@ -84,6 +84,13 @@ section!(RawFleet {
     telemetry_interval_s: u32,
     job_window_s: u32,
 });
+section!(RawHttp { listen: String, token_file: String });
+section!(RawReport {
+    store: String,
+    publish_hour_utc: u32,
+    emotion_retention_h: u32,
+    record_retention_days: u32
+});
 section!(RawSip {
     listen_udp: String,
     listen_tcp: String,
@@ -138,6 +145,10 @@ pub struct RawConfig {
     pub fleet: RawFleet,
     #[serde(default)]
     pub sip: RawSip,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub report: RawReport,
 }
 
 impl RawConfig {
@@ -154,6 +165,8 @@ impl RawConfig {
             mqtt: self.mqtt.or(fallback.mqtt),
             fleet: self.fleet.or(fallback.fleet),
             sip: self.sip.or(fallback.sip),
+            http: self.http.or(fallback.http),
+            report: self.report.or(fallback.report),
             dialog: self.dialog.or(fallback.dialog),
         }
     }

@@ -26,11 +26,19 @@ use voicebot_understanding::pack::{KnowledgePack, PackStore};
 use crate::error::CliError;
 use crate::nlu;
 
+mod engines;
 mod fleet;
+mod observe;
 mod phone;
+mod self_test;
+mod systemd;
 
 /// How long tasks get to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long calls get to say their closing message or finish their transfer
+/// after a shutdown signal, before the outbox is flushed (the unit's
+/// TimeoutStopSec allows for both).
+const CALL_DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
 pub(crate) fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -52,6 +60,8 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
     // drains instead of killing the process.
     let signals = Signals::install()?;
     tracker.spawn(signals.wait(shutdown.clone()));
+    let notifier = Arc::new(systemd::Notifier::from_env());
+    notifier.notify("STATUS=Loading models");
 
     let load_config = config.clone();
     let loading = tokio::task::spawn_blocking(move || -> Result<_, CliError> {
@@ -69,55 +79,87 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
     };
     let brain = Arc::new(Brain {
         config: config.clone(),
-        engines: engines.clone(),
+        engines: Arc::new(RwLock::new(Arc::new(engines))),
+        restart: fleet::RestartRequest::new(shutdown.clone()),
         pack,
         analyzer: RwLock::new(Arc::new(analyzer)),
     });
     // The fleet: the ticket outbox always, the MQTT link when a broker is set.
     // It stops on the daemon's shutdown, flushing the outbox within its deadline.
-    let fleet = fleet::start(&brain, config_path.as_deref(), &tracker, shutdown.child_token())?;
+    // Its own token: it stops after the calls have drained, so their tickets go out.
+    let fleet_stop = CancellationToken::new();
+    let fleet = fleet::start(&brain, config_path.as_deref(), &tracker, fleet_stop.clone())?;
+    let observability = observe::observability(&brain, &fleet)?;
     info!(pack = %brain.pack.current().name, version = %brain.pack.current().version, "knowledge pack in use");
     // The phone line: SIP calls, each with its own conversation, on the tracker.
-    let phone = phone::start(&brain, &fleet, &tracker, shutdown.child_token()).await?;
+    let phone = phone::start(&brain, &fleet, &observability, shutdown.child_token()).await?;
+    let health = {
+        let calls = fleet.clone();
+        let active = Box::new(move || calls.metrics().snapshot().active);
+        Arc::new(observe::Health::new(&brain, &fleet, phone.as_ref().map(|p| p.serving.clone()), active))
+    };
+    let http =
+        observe::start(&brain, &fleet, &observability, &health, &tracker, shutdown.child_token()).await?;
     tracker.spawn(reload_on_sighup(Arc::clone(&brain), shutdown.clone()));
     info!(
         model_dir = %config.models.dir.display(),
-        asr = brain.engines.asr.is_some(),
-        vad = brain.engines.vad.is_some(),
-        tts = brain.engines.tts.is_some(),
+        asr = brain.current_engines().asr.is_some(),
+        vad = brain.current_engines().vad.is_some(),
+        tts = brain.current_engines().tts.is_some(),
         broker = fleet.online(),
-        sip_udp = ?phone.as_ref().and_then(|p| p.udp_addr()),
-        sip_tcp = ?phone.as_ref().and_then(|p| p.tcp_addr()),
+        sip_udp = ?phone.as_ref().and_then(|p| p.agent.udp_addr()),
+        sip_tcp = ?phone.as_ref().and_then(|p| p.agent.tcp_addr()),
+        http = ?http,
         outbox = %fleet.outbox_path().display(),
         "voicebotd ready"
     );
+    notifier.notify("READY=1\nSTATUS=Answering calls");
+    tracker.spawn(systemd::watchdog(Arc::clone(&notifier), Arc::clone(&health), shutdown.clone()));
 
     shutdown.cancelled().await;
     info!("shutting down");
+    notifier.notify("STOPPING=1\nSTATUS=Draining calls");
+    health.set_stopping();
+    // Drain: no new calls, running calls close politely, then the outbox flushes.
+    if let Some(phone) = phone {
+        phone.drain(CALL_DRAIN_DEADLINE).await;
+    }
+    fleet_stop.cancel();
     tracker.close();
     if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
         warn!(deadline = ?DRAIN_DEADLINE, "tasks did not finish in time; exiting anyway");
     }
-    drop(phone);
     drop(fleet);
+    let restart = brain.restart.requested_by();
     drop(brain);
     info!("stopped");
-    Ok(())
+    match restart {
+        Some(job) => Err(CliError::Restart(job)),
+        None => Ok(()),
+    }
 }
 
 /// What calls share: engines and the current understanding of the pack.
 struct Brain {
     config: Config,
-    engines: voicebot_engines::loader::Engines,
+    /// Swapped by `model_update` jobs; calls keep the streams they opened.
+    engines: Arc<engines::EngineSlot>,
     pack: PackStore,
     /// Calls take the `Arc` when they start and keep it for the whole call.
     analyzer: RwLock<Arc<Analyzer>>,
+    /// Set by a `diagnostics` restart job.
+    restart: fleet::RestartRequest,
 }
 
 impl Brain {
     /// The analyzer for the pack in use (a call keeps the one it starts with).
     fn current_analyzer(&self) -> Arc<Analyzer> {
         Arc::clone(&self.analyzer.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The engines in use (a call keeps the streams it opened on them).
+    fn current_engines(&self) -> Arc<voicebot_engines::loader::Engines> {
+        engines::current(&self.engines)
     }
 }
 
@@ -163,7 +205,7 @@ fn reload_pack(brain: &Brain) {
             return;
         }
     };
-    match nlu::analyzer_for(Arc::clone(&pack), &brain.config, &brain.engines) {
+    match nlu::analyzer_for(Arc::clone(&pack), &brain.config, &brain.current_engines()) {
         Ok(analyzer) => {
             let _ = brain.pack.replace((*pack).clone());
             *brain.analyzer.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(analyzer);

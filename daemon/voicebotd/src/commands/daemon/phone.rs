@@ -27,38 +27,77 @@ impl TicketSink for Outbox {
     }
 }
 
+/// The running phone line.
+pub(super) struct PhoneLine {
+    pub(super) agent: UserAgent,
+    /// The task handing answered calls to conversations (for health).
+    pub(super) serving: tokio::task::AbortHandle,
+    /// That task and every call's task.
+    calls: TaskTracker,
+}
+
+impl PhoneLine {
+    /// The graceful stop, once `shutdown` (given to [`start`]) has fired and
+    /// the calls are closing politely: new INVITEs get 503, running calls get
+    /// up to `deadline` to say their closing message or finish their transfer,
+    /// then the user agent hangs up whatever is left.
+    pub(super) async fn drain(self, deadline: std::time::Duration) {
+        self.agent.drain();
+        self.calls.close();
+        let active = self.agent.active_calls();
+        if active > 0 {
+            info!(calls = active, deadline = ?deadline, "waiting for calls to close");
+        }
+        if tokio::time::timeout(deadline, self.calls.wait()).await.is_err() {
+            tracing::warn!(deadline = ?deadline, "calls still up after the drain deadline; hanging up");
+        }
+        if !self.agent.shutdown(std::time::Duration::from_secs(2)).await {
+            tracing::warn!("SIP call tasks did not end in time");
+        }
+    }
+}
+
 /// Starts the SIP user agent and the per-call conversations; `None` when SIP is off.
+///
+/// The user agent has its own token, not a child of `shutdown`: on shutdown the
+/// calls close politely first, and [`PhoneLine::drain`] stops the agent after.
 ///
 /// # Errors
 /// The SIP ports cannot be bound, or the `[sip]` settings are refused.
 pub(super) async fn start(
     brain: &Arc<Brain>,
     fleet: &Fleet,
-    tracker: &TaskTracker,
+    observability: &voicebot_http::Observability,
     shutdown: CancellationToken,
-) -> Result<Option<UserAgent>, CliError> {
+) -> Result<Option<PhoneLine>, CliError> {
     let sip = brain.config.sip.clone();
     if sip.listen_udp.is_none() && sip.listen_tcp.is_none() {
         info!("SIP is off ([sip] listen_udp and listen_tcp are empty)");
         return Ok(None);
     }
-    let (agent, calls) = UserAgent::start(sip, shutdown.child_token())
+    let (agent, calls) = UserAgent::start(sip, CancellationToken::new())
         .await
         .map_err(|e| CliError::Failed(format!("cannot start the phone line: {e}")))?;
     info!(udp = ?agent.udp_addr(), tcp = ?agent.tcp_addr(), "phone line listening");
     let analyzer_brain = Arc::clone(brain);
     let started = fleet.clone();
     let ended = fleet.clone();
+    let observed = observability.clone();
     let deps = Arc::new(PhoneDeps {
         config: brain.config.clone(),
-        engines: brain.engines.clone(),
+        // Each call opens its streams on the engines in use when it starts.
+        engines: super::engines::proxies(&brain.engines),
         analyzer: Arc::new(move || analyzer_brain.current_analyzer()),
         tickets: Arc::new(Outbox(fleet.clone())),
         on_call_start: Arc::new(move || started.metrics().call_started()),
-        on_call_end: Arc::new(move |summary: &CallSummary| record(&ended, summary)),
+        on_call_end: Arc::new(move |summary: &CallSummary| {
+            record(&ended, summary);
+            observed.call_ended(super::observe::call_record(summary));
+        }),
     });
-    tracker.spawn(voicebot_phone::serve(calls, deps, tracker.clone(), shutdown));
-    Ok(Some(agent))
+    let tracker = TaskTracker::new();
+    let serving = tracker.spawn(voicebot_phone::serve(calls, deps, tracker.clone(), shutdown)).abort_handle();
+    Ok(Some(PhoneLine { agent, serving, calls: tracker }))
 }
 
 fn record(fleet: &Fleet, summary: &CallSummary) {
