@@ -434,7 +434,7 @@ mod tests {
     #[test]
     fn every_prefix_of_a_valid_message_is_handled_without_panic() {
         let invite =
-            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/sip-torture/esc01.dat"))
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/sip-torture/esc01.dat"))
                 .unwrap_or_else(|_| OPTIONS.as_bytes().to_vec());
         for len in 0..invite.len() {
             let _ = inspect(&invite[..len]);

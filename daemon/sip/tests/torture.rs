@@ -1,6 +1,6 @@
 //! RFC 4475 torture messages through the parser entry point ([`voicebot_sip::wire::inspect`]).
 //!
-//! Every file in `../shared/sip-torture/` has an expected verdict here, taken from
+//! Every file in `tests/fixtures/sip-torture/` (copied from ../shared, MIT, see its README) has an expected verdict here, taken from
 //! the RFC's text for that message; a file without one fails the test, so a new
 //! fixture cannot slip through unjudged.
 
@@ -61,7 +61,7 @@ const KNOWN_DEVIATIONS: [(&str, &str); 2] = [
 
 #[test]
 fn every_torture_message_gets_the_rfc_4475_verdict() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sip-torture");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sip-torture");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("torture fixtures at {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
