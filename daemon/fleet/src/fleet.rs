@@ -234,6 +234,35 @@ impl Fleet {
         Ok(self.outbox.lock().unwrap_or_else(|p| p.into_inner()).get(id)?.map(|(_, json)| json))
     }
 
+    /// Waits up to `within` for the broker to acknowledge ticket `id`; `true` once it has.
+    /// `false` at once with no broker configured. Polls the outbox off the reactor.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only reads.
+    pub async fn wait_delivered(&self, id: &str, within: std::time::Duration) -> bool {
+        if !self.online {
+            return false;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let outbox = Arc::clone(&self.outbox);
+            let ticket = id.to_owned();
+            let delivered = tokio::task::spawn_blocking(move || {
+                let outbox = outbox.lock().unwrap_or_else(|p| p.into_inner());
+                outbox.get(&ticket).ok().flatten().is_some_and(|(record, _)| record.delivered_ms.is_some())
+            })
+            .await
+            .unwrap_or(false);
+            if delivered {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn metrics(&self) -> &Arc<CallMetrics> {
         &self.metrics
     }

@@ -239,7 +239,14 @@ async fn run(
                 Action::Transfer(request) => {
                     let control = sip.control.clone();
                     let tx = transfer_tx.clone();
+                    let tickets = Arc::clone(&deps.tickets);
                     tokio::spawn(async move {
+                        // The ticket goes out before the transfer that carries its id.
+                        if !tickets.wait_published(&request.ticket_id).await {
+                            warn!(
+                                "the ticket has not reached the broker yet; transferring anyway (it stays in the outbox and at /tickets/{{id}})"
+                            );
+                        }
                         let result = control.transfer(handover(&request)).await;
                         let outcome = match result {
                             Ok(t) => (TransferResult::Connected, t.bridged),

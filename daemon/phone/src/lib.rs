@@ -34,6 +34,14 @@ pub trait TicketSink: Send + Sync {
     /// # Errors
     /// A description of why it could not be stored.
     async fn hand_over(&self, ticket: &Ticket) -> Result<(), String>;
+
+    /// Waits (boundedly) until the stored ticket has reached the agents' side
+    /// (the MQTT broker). `true`: published, or there is no broker to wait for
+    /// (tickets stay local). `false`: the broker is down or slow; the transfer
+    /// goes ahead anyway (never dead air) and the ticket follows from the outbox.
+    async fn wait_published(&self, _ticket_id: &str) -> bool {
+        true
+    }
 }
 
 /// What every call shares.

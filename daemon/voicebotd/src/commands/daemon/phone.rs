@@ -25,6 +25,11 @@ impl TicketSink for Outbox {
     async fn hand_over(&self, ticket: &Ticket) -> Result<(), String> {
         self.0.hand_over(ticket).await.map(|_| ()).map_err(|e| e.to_string())
     }
+
+    async fn wait_published(&self, ticket_id: &str) -> bool {
+        // Long enough for a broker on the LAN; the hand-over promise plays meanwhile.
+        !self.0.online() || self.0.wait_delivered(ticket_id, std::time::Duration::from_secs(3)).await
+    }
 }
 
 /// The running phone line.
