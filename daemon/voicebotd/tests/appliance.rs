@@ -12,19 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, scratch};
 use voicebot_fleet::outbox::{NewTicket, Outbox, OutboxLimits};
 use voicebot_http::{CallRecord, ReportStore, TurnRecord};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("voicebotd-appliance-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
@@ -125,7 +117,7 @@ fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String, String) {
 
 #[test]
 fn http_serves_health_metrics_tickets_with_a_bearer_token_and_the_report() {
-    let dir = scratch("http");
+    let dir = scratch("appliance-http");
     // A ticket in the outbox before start, as a hand-over would leave it.
     let ticket_id = "01JAPPLIANCETEST0000000001";
     let ticket_json = format!(r#"{{"id":"{ticket_id}","summary":"card lost","intent":"card_lost"}}"#);
@@ -219,7 +211,7 @@ fn http_serves_health_metrics_tickets_with_a_bearer_token_and_the_report() {
 
 #[test]
 fn systemd_hears_ready_then_watchdog_pings_then_stopping_on_sigterm() {
-    let dir = scratch("notify");
+    let dir = scratch("appliance-notify");
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
@@ -274,7 +266,7 @@ fn the_units_verify_and_the_sysusers_entry_creates_the_user() {
         return;
     }
     // Point ExecStart at the binary under test so verify can check it.
-    let dir = scratch("units");
+    let dir = scratch("appliance-units");
     let unit = std::fs::read_to_string(units.join("voicebotd.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/voicebotd --config /etc/voicebotd/voicebotd.toml run"));
     let unit = unit.replace("/usr/bin/voicebotd", env!("CARGO_BIN_EXE_voicebotd"));

@@ -10,51 +10,17 @@
 //! Skips (passing, with a note on stderr) when baresip is not installed;
 //! `scripts/setup.sh` installs it, so CI runs it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_voicebotd"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("voicebotd-phone-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// 16-bit mono PCM samples of a WAV written by sox/espeak (44-byte header).
-fn pcm16(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).unwrap();
-    let data = bytes.windows(4).position(|w| w == b"data").expect("data chunk") + 8;
-    bytes[data..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
-}
-
-fn write_wav(path: &Path, samples: &[i16]) {
-    let data_len = u32::try_from(samples.len() * 2).unwrap();
-    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&[16, 0, 0, 0, 1, 0, 1, 0]);
-    bytes.extend_from_slice(&8000u32.to_le_bytes());
-    bytes.extend_from_slice(&16000u32.to_le_bytes());
-    bytes.extend_from_slice(&[2, 0, 16, 0, b'd', b'a', b't', b'a']);
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        bytes.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
+use common::uac::wav_bytes;
+use common::{Daemon, bin, fixture_call, free_port, scratch};
 
 /// One baresip ctrl_tcp command (netstring-framed JSON); returns the raw reply.
 fn command(ctrl: SocketAddr, command: &str, params: &str) -> String {
@@ -105,43 +71,13 @@ fn busy_agent_desk(port: u16) -> mpsc::Receiver<String> {
     rx
 }
 
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Daemon {
-    fn wait_for(&mut self, needle: &str, within: Duration) -> bool {
-        let until = Instant::now() + within;
-        while !self.seen.contains(needle) {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                }
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_caller_asks_for_an_agent_the_desk_is_busy_and_the_bot_promises_a_call_back() {
     if Command::new("baresip").arg("-h").output().is_err() {
         eprintln!("SKIPPED: baresip not installed (apt-get install baresip-core; scripts/setup.sh does)");
         return;
     }
-    let dir = scratch("busy");
+    let dir = scratch("phone-busy");
     let (sip_port, desk_port, baresip_port, ctrl_port) = (free_port(), free_port(), free_port(), free_port());
     let desk = busy_agent_desk(desk_port);
     let outbox = dir.join("outbox.db");
@@ -156,32 +92,13 @@ fn a_caller_asks_for_an_agent_the_desk_is_busy_and_the_bot_promises_a_call_back(
         ),
     )
     .unwrap();
-    let mut child = bin()
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("VOICEBOTD_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut daemon = Daemon { child, lines, seen: String::new() };
-    assert!(daemon.wait_for("voicebotd ready", Duration::from_secs(120)), "{}", daemon.seen);
+    let mut daemon = Daemon::start(&config, &[], SocketAddr::from(([127, 0, 0, 1], sip_port)));
 
     // The caller listens to the greeting (about 11 s), then asks for an agent.
-    let calls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/calls");
     let mut caller = vec![0i16; 8000 * 14];
-    caller.extend(pcm16(&calls.join("agent-1.wav")));
+    caller.extend(fixture_call("agent-1.wav"));
     caller.extend(vec![0i16; 8000 * 40]);
-    write_wav(&dir.join("caller.wav"), &caller);
+    std::fs::write(dir.join("caller.wav"), wav_bytes(&caller)).unwrap();
     std::fs::create_dir_all(dir.join("rec")).unwrap();
     std::fs::write(
         dir.join("config"),
@@ -216,7 +133,7 @@ fn a_caller_asks_for_an_agent_the_desk_is_busy_and_the_bot_promises_a_call_back(
     // The hand-over: the agent desk gets our INVITE with the ticket's headers.
     let invite = desk
         .recv_timeout(Duration::from_secs(90))
-        .unwrap_or_else(|_| panic!("no INVITE at the agent desk:\n{}", daemon.seen));
+        .unwrap_or_else(|_| panic!("no INVITE at the agent desk:\n{}", daemon.text()));
     let ticket_id = invite
         .lines()
         .find_map(|l| l.strip_prefix("X-Ticket-Id: "))
@@ -228,12 +145,9 @@ fn a_caller_asks_for_an_agent_the_desk_is_busy_and_the_bot_promises_a_call_back(
     assert!(invite.to_ascii_lowercase().contains("user-to-user:"), "{invite}");
 
     // After the busy desk, the bot promises a call-back and hangs up.
-    assert!(daemon.wait_for("call ended", Duration::from_secs(60)), "{}", daemon.seen);
-    assert!(
-        daemon.seen.contains("outcome=\"escalated\"") || daemon.seen.contains("outcome=escalated"),
-        "{}",
-        daemon.seen
-    );
+    assert!(daemon.wait_for("call ended", 1, Duration::from_secs(60)), "{}", daemon.text());
+    let log = daemon.text();
+    assert!(log.contains("outcome=\"escalated\"") || log.contains("outcome=escalated"), "{log}");
     command(ctrl, "quit", "");
     let until = Instant::now() + Duration::from_secs(5);
     while baresip.try_wait().ok().flatten().is_none() && Instant::now() < until {
