@@ -307,19 +307,14 @@ impl Driver<'_> {
             }
         }
         // A caller who has said everything hangs up once the bot is quiet.
-        if self.outcome.is_none()
+        if let CallerState::Waiting(Some(since)) = self.caller
+            && self.outcome.is_none()
             && self.playing.is_none()
-            && matches!(self.caller, CallerState::Waiting(Some(_)))
             && self.last_turn.map_or(self.turns.is_empty(), |t| t + 1 >= self.turns.len())
+            && frame_start.saturating_duration_since(since) >= self.options.gap
         {
-            let since = match self.caller {
-                CallerState::Waiting(Some(since)) => since,
-                _ => frame_start,
-            };
-            if frame_start.saturating_duration_since(since) >= self.options.gap {
-                call.handle(Input::HungUp, frame_start);
-                return self.drain(call, frame_start);
-            }
+            call.handle(Input::HungUp, frame_start);
+            return self.drain(call, frame_start);
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ pub mod timing;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use voicebot_core::Language;
 use voicebot_understanding::analysis::Analysis;
@@ -712,11 +712,6 @@ impl Call {
         let id = PromptId(self.next_prompt);
         self.next_prompt += 1;
         self.commit(reply, id, now);
-    }
-
-    /// How long the call has run.
-    pub fn elapsed(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.started)
     }
 }
 
