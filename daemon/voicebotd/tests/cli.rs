@@ -528,9 +528,12 @@ fn sighup_reloads_a_valid_pack_and_keeps_the_old_one_when_the_new_one_is_bad() {
     assert!(with_version("7").contains("version = \"7\""), "the default pack's version line changed");
     std::fs::write(&pack, with_version("7")).unwrap();
     let config = dir.join("voicebotd.toml");
-    // A port of our own: the default 5060 belongs to the default-config test.
-    let sip = "[sip]\nlisten_udp = \"127.0.0.1:0\"\nlisten_tcp = \"\"\n";
-    std::fs::write(&config, format!("[nlu]\npack = {:?}\n{sip}", pack.display().to_string())).unwrap();
+    // Ports and an outbox of our own: the defaults belong to the default-config test.
+    let own = format!(
+        "[sip]\nlisten_udp = \"127.0.0.1:0\"\nlisten_tcp = \"\"\n[http]\nlisten = \"\"\n[fleet]\noutbox = {:?}\n",
+        dir.join("outbox.db").display().to_string()
+    );
+    std::fs::write(&config, format!("[nlu]\npack = {:?}\n{own}", pack.display().to_string())).unwrap();
 
     let mut daemon = Daemon::start(&config);
     daemon.wait_for(&["voicebotd ready"]);

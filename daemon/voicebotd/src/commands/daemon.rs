@@ -58,7 +58,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
     let tracker = TaskTracker::new();
     // Hook the signals before anything else, so a SIGTERM during start-up
     // drains instead of killing the process.
-    let signals = Signals::install()?;
+    // SIGHUP too: its default action would kill the daemon if a reload were
+    // asked for before the reload task is running.
+    let (signals, hangups) = Signals::install()?;
     tracker.spawn(signals.wait(shutdown.clone()));
     let notifier = Arc::new(systemd::Notifier::from_env());
     notifier.notify("STATUS=Loading models");
@@ -100,7 +102,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
     };
     let http =
         observe::start(&brain, &fleet, &observability, &health, &tracker, shutdown.child_token()).await?;
-    tracker.spawn(reload_on_sighup(Arc::clone(&brain), shutdown.clone()));
+    tracker.spawn(reload_on_sighup(Arc::clone(&brain), hangups, shutdown.clone()));
     info!(
         model_dir = %config.models.dir.display(),
         asr = brain.current_engines().asr.is_some(),
@@ -168,14 +170,8 @@ impl Brain {
 /// # Cancel safety
 /// Returns at shutdown; a reload in progress finishes on its blocking thread
 /// and its result is dropped.
-async fn reload_on_sighup(brain: Arc<Brain>, shutdown: CancellationToken) {
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot watch SIGHUP; knowledge-pack reload on request is off");
-            return;
-        }
-    };
+/// SIGHUPs that arrive during start-up wait in `hangups` and reload once ready.
+async fn reload_on_sighup(brain: Arc<Brain>, mut hangups: Signal, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = hangups.recv() => {}
@@ -222,14 +218,16 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> Result<Signals, CliError> {
+    /// Hooks SIGTERM, SIGINT and SIGHUP (returned apart: it reloads the pack).
+    fn install() -> Result<(Signals, Signal), CliError> {
         let hook = |kind: SignalKind, name: &str| {
             signal(kind).map_err(|e| CliError::Failed(format!("cannot watch {name}: {e}")))
         };
-        Ok(Signals {
+        let signals = Signals {
             term: hook(SignalKind::terminate(), "SIGTERM")?,
             int: hook(SignalKind::interrupt(), "SIGINT")?,
-        })
+        };
+        Ok((signals, hook(SignalKind::hangup(), "SIGHUP")?))
     }
 
     /// Cancels `shutdown` on the first signal.
