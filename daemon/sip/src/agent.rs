@@ -15,6 +15,9 @@
 //! With `[sip] registrar` set, one tracked task keeps us registered
 //! ([`crate::registration`]); it never holds up answering calls.
 //!
+//! Outgoing calls to the agent queue for a kiosk go through [`AgentDialer`]
+//! ([`crate::agent_call`]) on the same endpoint, tracker and token.
+//!
 //! Shutdown: cancelling the agent's token sends BYE on every call; [`UserAgent::shutdown`]
 //! then waits for the call tasks with a deadline. ezk's own transport tasks have
 //! no shutdown hook and end with the runtime.
@@ -24,7 +27,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytesstr::BytesStr;
@@ -42,8 +45,10 @@ use tokio_util::task::TaskTracker;
 use voicebot_core::config::{CallerSecret, PeerNet, SipConfig};
 use voicebot_rtp::JitterConfig;
 
-use crate::call::{BotAudio, CallControl, CallInfo, CallLeg, IncomingCall};
+use crate::agent_call::{AgentCall, AgentDialer};
+use crate::call::{BotAudio, CallControl, CallInfo, CallLeg, IncomingCall, TransferError};
 use crate::digest::{Algorithm, Outcome, Secret, Verifier};
+use crate::handover::Handover;
 use crate::media::{MediaCounters, MediaTask, RESERVED_EVENTS};
 use crate::registration::{Registrar, RegistrationState};
 use crate::sdp;
@@ -109,6 +114,8 @@ struct Shared {
     auth: Option<std::sync::Mutex<Verifier>>,
     /// Set by [`UserAgent::drain`]: new INVITEs get 503, calls go on.
     draining: std::sync::atomic::AtomicBool,
+    /// Agent calls ([`AgentDialer`]) being dialled or up; not under `max_calls`.
+    agent_calls: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -123,7 +130,7 @@ pub struct UserAgent {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     registration: watch::Receiver<RegistrationState>,
-    _endpoint: Endpoint,
+    endpoint: Endpoint,
 }
 
 impl UserAgent {
@@ -166,6 +173,7 @@ impl UserAgent {
         let shared = Arc::new(Shared {
             auth,
             draining: std::sync::atomic::AtomicBool::new(false),
+            agent_calls: Arc::new(AtomicUsize::new(0)),
             calls: Arc::new(Semaphore::new(config.max_calls)),
             config,
             counters: Counters::default(),
@@ -210,7 +218,7 @@ impl UserAgent {
             };
             shared.tracker.spawn(registrar.run(shared.cancel.clone()));
         }
-        Ok((UserAgent { shared, udp, tcp, registration, _endpoint: endpoint }, calls_rx))
+        Ok((UserAgent { shared, udp, tcp, registration, endpoint }, calls_rx))
     }
 
     /// The bound UDP address, if UDP listens.
@@ -238,9 +246,38 @@ impl UserAgent {
         }
     }
 
-    /// Calls being set up or running.
+    /// Calls being set up or running: phone calls and agent calls.
     pub fn active_calls(&self) -> usize {
         self.shared.config.max_calls - self.shared.calls.available_permits()
+            + self.shared.agent_calls.load(Ordering::Acquire)
+    }
+
+    /// A handle that places agent calls for a kiosk ([`AgentDialer::call_agent`]);
+    /// it may outlive this value, and its calls end with [`UserAgent::shutdown`].
+    pub fn agent_dialer(&self) -> AgentDialer {
+        let config = &self.shared.config;
+        AgentDialer {
+            endpoint: self.endpoint.clone(),
+            transfer: config.transfer.clone(),
+            advertised: config.advertised_address,
+            sip_port: self.udp.or(self.tcp).map_or(5060, |a| a.port()),
+            jitter: JitterConfig { depth: config.jitter_depth, ..JitterConfig::default() },
+            tracker: self.shared.tracker.clone(),
+            cancel: self.shared.cancel.clone(),
+            active: self.shared.agent_calls.clone(),
+        }
+    }
+
+    /// Calls a human agent for a kiosk: [`AgentDialer::call_agent`] on a fresh
+    /// [`UserAgent::agent_dialer`].
+    ///
+    /// # Errors
+    /// See [`AgentDialer::call_agent`].
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`AgentDialer::call_agent`].
+    pub async fn call_agent(&self, handover: Handover) -> Result<AgentCall, TransferError> {
+        self.agent_dialer().call_agent(handover).await
     }
 
     /// Where registration to `[sip] registrar` stands; watch it for changes.

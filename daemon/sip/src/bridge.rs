@@ -1,18 +1,21 @@
-//! Bridged transfer: the bot calls the agent queue itself and stays in the media
-//! path, for `transfer_mode = "bridge"` and as the fallback when the caller's
-//! side refuses REFER.
+//! Dialling the agent queue: the bot's own INVITE to a human agent, shared by
+//! the bridged transfer of a phone call ([`crate::call`]) and the kiosk's
+//! agent call ([`crate::agent_call`]).
 //!
 //! [`dial`] sends an INVITE as UAC (ezk's [`InviteInitiator`], so ezk owns the
 //! transaction, CANCEL and the ACK retransmissions) with an SDP offer of
 //! PCMU/PCMA/telephone-event and the same ticket headers as the REFER:
 //! `User-to-User` (RFC 7433, as a plain header here) and the X- headers. When the
 //! agent answers it ACKs, starts an ordinary [`MediaTask`] for the agent leg and
-//! returns the [`AgentLeg`]; the caller's signalling task then joins the two
-//! legs' media ([`crate::media::bridge_ports`]) and watches both dialogs.
+//! returns the [`AgentLeg`]; its owner then joins the leg's media to the other
+//! side ([`crate::media::bridge_ports`] for a caller, [`crate::media::BridgePort::feed`]
+//! for a kiosk) and feeds the leg's dialog events to [`AgentLeg::on_session_event`].
 //!
-//! Failures map to [`TransferError`] and leave the caller leg untouched:
+//! Failures map to [`TransferError`] and touch nothing else:
 //! 486/600/603 are `AgentBusy`, other final failures `AgentUnreachable`, no
-//! answer within `transfer_timeout_s` is `Timeout` (after a CANCEL).
+//! answer within `transfer_timeout_s` is `Timeout` at once (the CANCEL goes out
+//! from a tracked task; a queue that never answered at all gets none, as
+//! RFC 3261 §9.1 asks, and its INVITE is no longer retransmitted).
 
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
@@ -30,22 +33,23 @@ use ezk_sip_types::host::Host;
 use ezk_sip_types::uri::{NameAddr, SipUri};
 use ezk_sip_ua::invite::create_ack;
 use ezk_sip_ua::invite::initiator::{Early, EarlyResponse, InviteInitiator, Response};
-use ezk_sip_ua::invite::session::InviteSession;
+use ezk_sip_ua::invite::session::{InviteSession, InviteSessionEvent};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use voicebot_rtp::JitterConfig;
+use tracing::Instrument;
+use voicebot_rtp::{G711, JitterConfig};
 
 use crate::agent::local_ip_towards;
-use crate::call::{CallEvent, TransferError};
+use crate::call::{CallEvent, EndReason, TransferError};
 use crate::handover::{self, Handover};
 use crate::media::{MediaControl, MediaCounters, MediaTask};
 use crate::sdp;
 
-/// Everything [`dial`] needs from the caller's leg and the config.
+/// Everything [`dial`] needs from its owner and the config.
 pub(crate) struct DialPlan {
     pub(crate) endpoint: Endpoint,
     /// Agent-queue URI (already checked to parse at start).
@@ -54,8 +58,9 @@ pub(crate) struct DialPlan {
     pub(crate) uui_purpose: String,
     /// `[sip] advertised_address`, which wins when set.
     pub(crate) advertised: Option<IpAddr>,
-    /// Our address when the queue's host is a name: the caller leg's.
-    pub(crate) fallback_ip: IpAddr,
+    /// Our address when the queue's host is a name: the caller leg's; `None`:
+    /// the local address on the route to what the name resolves to.
+    pub(crate) fallback_ip: Option<IpAddr>,
     /// Our SIP port for the Contact.
     pub(crate) sip_port: u16,
     pub(crate) timeout: Duration,
@@ -64,21 +69,23 @@ pub(crate) struct DialPlan {
     /// SSRC, sequence and timestamp seeds of the agent-leg stream.
     pub(crate) seeds: (u32, u16, u32),
     pub(crate) session_id: u64,
+    /// Where the agent leg's media task delivers the agent's audio and keys.
+    pub(crate) events: mpsc::Sender<CallEvent>,
+    pub(crate) counters: Arc<MediaCounters>,
 }
 
-/// The answered agent leg, its media running but not yet joined to the caller.
+/// The answered agent leg, its media running but not yet joined to its other
+/// side (a caller leg, or a kiosk).
 pub(crate) struct AgentLeg {
     pub(crate) session: InviteSession,
     pub(crate) media: JoinHandle<()>,
     pub(crate) media_cancel: CancellationToken,
     pub(crate) media_control: mpsc::Sender<MediaControl>,
-    /// The agent leg's own media events (the agent's decoded audio, key presses):
-    /// drained and dropped by the caller's task; what matters crosses the bridge.
-    pub(crate) events: mpsc::Receiver<CallEvent>,
     pub(crate) media_local: SocketAddr,
     pub(crate) sdp_session: (u64, u64),
     /// The status that established the agent leg (2xx).
     pub(crate) status: u16,
+    pub(crate) codec: G711,
 }
 
 impl AgentLeg {
@@ -92,6 +99,39 @@ impl AgentLeg {
     pub(crate) async fn close(self) {
         self.media_cancel.cancel();
         let _ = self.media.await;
+    }
+
+    /// Handles one event of the agent's dialog (from `session.run()`): answers
+    /// refreshes and re-INVITEs, and BYE. Returns why the leg ended, if it did;
+    /// the owner then stops it ([`AgentLeg::close`]).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe (a response may be half sent); await it to the end.
+    pub(crate) async fn on_session_event(
+        &mut self,
+        event: Result<InviteSessionEvent, ezk_sip_core::Error>,
+    ) -> Option<EndReason> {
+        match event {
+            Ok(InviteSessionEvent::RefreshNeeded) => {
+                let _ = self.session.refresh().await;
+                None
+            }
+            Ok(InviteSessionEvent::ReInviteReceived(reinvite)) => {
+                let leg = (&mut self.session, &self.media_control, self.media_local, &mut self.sdp_session);
+                crate::call::answer_reinvite(leg, reinvite).await;
+                None
+            }
+            Ok(InviteSessionEvent::Notify(_)) => None,
+            Ok(InviteSessionEvent::Bye(bye)) => {
+                let _ = self.session.handle_bye(bye).await;
+                Some(EndReason::AgentHungUp)
+            }
+            Ok(InviteSessionEvent::Terminated) => Some(EndReason::AgentHungUp),
+            Err(e) => {
+                tracing::info!(error = %e, "the agent leg failed");
+                Some(EndReason::Failed(format!("agent leg: {e}")))
+            }
+        }
     }
 }
 
@@ -133,19 +173,27 @@ async fn early_success(earlies: &mut [Early]) -> Result<Option<(InviteSession, T
 /// See the module docs; the caller's leg is never touched.
 ///
 /// # Cancel safety
-/// Not cancel-safe: stop it through `cancel`, which CANCELs the INVITE (or hangs
-/// up an agent that answered meanwhile) and returns [`TransferError::CallGone`].
+/// Not cancel-safe: stop it through `cancel`, which abandons the INVITE as a
+/// timeout does (CANCEL, or hang-up of an agent who answered meanwhile) and
+/// returns [`TransferError::CallGone`].
 pub(crate) async fn dial(plan: DialPlan, cancel: CancellationToken) -> Result<AgentLeg, TransferError> {
     let target: SipUri = plan
         .queue
         .parse()
         .map_err(|_| TransferError::Handover(handover::HandoverError::BadQueueUri(plan.queue.clone())))?;
     let uui = handover::user_to_user(&plan.handover.ticket_id, &plan.uui_purpose)?;
-    let local_ip = plan.advertised.unwrap_or_else(|| match &target.host_port.host {
-        Host::IP4(ip) => local_ip_towards((*ip).into()),
-        Host::IP6(ip) => local_ip_towards((*ip).into()),
-        Host::Name(_) => plan.fallback_ip,
-    });
+    let deadline = Instant::now() + plan.timeout;
+    let local_ip = match (plan.advertised, &target.host_port.host) {
+        (Some(ip), _) => ip,
+        (None, Host::IP4(ip)) => local_ip_towards((*ip).into()),
+        (None, Host::IP6(ip)) => local_ip_towards((*ip).into()),
+        (None, Host::Name(name)) => match plan.fallback_ip {
+            Some(ip) => ip,
+            None => route_to_name(name, target.host_port.port, deadline)
+                .await
+                .map_err(|e| e.unwrap_or(TransferError::Timeout(plan.timeout)))?,
+        },
+    };
     let bind_ip: IpAddr =
         if local_ip.is_ipv4() { [0, 0, 0, 0].into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
     let socket = UdpSocket::bind((bind_ip, 0))
@@ -175,23 +223,27 @@ pub(crate) async fn dial(plan: DialPlan, cancel: CancellationToken) -> Result<Ag
     invite.body = sdp::offer(media_local, plan.session_id).into();
     initiator.send_invite(invite).await.map_err(|e| unreachable_by(&e))?;
 
-    let deadline = Instant::now() + plan.timeout;
     let mut earlies: Vec<Early> = Vec::new();
+    // Whether the queue has answered provisionally, which allows a CANCEL.
+    let mut heard = false;
     let answered = loop {
         let response = tokio::select! {
             response = initiator.receive() => response,
             () = tokio::time::sleep_until(deadline) => {
-                give_up(initiator).await;
+                give_up(initiator, heard, &plan.tracker);
                 return Err(TransferError::Timeout(plan.timeout));
             }
             () = cancel.cancelled() => {
-                give_up(initiator).await;
+                give_up(initiator, heard, &plan.tracker);
                 return Err(TransferError::CallGone);
             }
         };
         match response.map_err(|e| unreachable_by(&e))? {
-            Response::Provisional(_) => {}
-            Response::Early(early, ..) => earlies.push(early),
+            Response::Provisional(_) => heard = true,
+            Response::Early(early, ..) => {
+                heard = true;
+                earlies.push(early);
+            }
             Response::EarlyEvent => {
                 if let Some(answered) = early_success(&mut earlies).await? {
                     break answered;
@@ -243,7 +295,7 @@ pub(crate) async fn dial(plan: DialPlan, cancel: CancellationToken) -> Result<Ag
             return Err(TransferError::Sip(format!("the agent answered without a usable SDP answer: {e}")));
         }
     };
-    let (events_tx, events) = mpsc::channel(16);
+    // The agent leg plays no clips: its outgoing audio comes over a bridge.
     let (_no_clips, clips) = mpsc::channel(1);
     let (media_control, control) = mpsc::channel(8);
     let media = MediaTask {
@@ -252,32 +304,68 @@ pub(crate) async fn dial(plan: DialPlan, cancel: CancellationToken) -> Result<Ag
         codec: negotiated.codec,
         event_payload_type: negotiated.event_payload_type,
         jitter: plan.jitter,
-        events: events_tx,
+        events: plan.events,
         clips,
         control,
         generation: Arc::new(AtomicU64::new(0)),
-        counters: Arc::new(MediaCounters::default()),
+        counters: plan.counters,
         seeds: plan.seeds,
     };
     let media = plan.tracker.spawn(media.run(media_cancel.clone()));
-    tracing::info!(queue = %plan.queue, status, codec = ?negotiated.codec, "agent answered: bridging");
+    tracing::info!(
+        queue = %plan.queue,
+        ticket = %plan.handover.ticket_id,
+        status,
+        codec = ?negotiated.codec,
+        "the agent answered"
+    );
     Ok(AgentLeg {
         session,
         media,
         media_cancel,
         media_control,
-        events,
         media_local,
         sdp_session: (plan.session_id, 1),
         status,
+        codec: negotiated.codec,
     })
 }
 
-/// CANCELs an unanswered INVITE, bounded in time.
-async fn give_up(initiator: InviteInitiator) {
-    if tokio::time::timeout(Duration::from_secs(5), initiator.cancel()).await.is_err() {
-        tracing::debug!("the agent did not confirm our CANCEL in 5 s");
+/// Our address on the route to a queue given by host name (resolved here, and
+/// again by ezk's transport when it sends). `Err(None)`: no answer by `deadline`.
+async fn route_to_name(
+    name: &str,
+    port: Option<u16>,
+    deadline: Instant,
+) -> Result<IpAddr, Option<TransferError>> {
+    let lookup = tokio::net::lookup_host((name, port.unwrap_or(5060)));
+    match tokio::time::timeout_at(deadline, lookup).await {
+        Ok(Ok(mut addrs)) => match addrs.next() {
+            Some(addr) => Ok(local_ip_towards(addr.ip())),
+            None => {
+                Err(Some(TransferError::Sip(format!("agent queue host {name:?} resolves to no address"))))
+            }
+        },
+        Ok(Err(e)) => Err(Some(TransferError::Sip(format!("cannot resolve agent queue host {name:?}: {e}")))),
+        Err(_) => Err(None),
     }
+}
+
+/// Abandons an unanswered INVITE without waiting: a tracked task CANCELs it
+/// (bounded in time; it also hangs up an agent who answers meanwhile). With no
+/// provisional response yet, no CANCEL may be sent (RFC 3261 §9.1): dropping
+/// the initiator stops the INVITE's retransmissions.
+fn give_up(initiator: InviteInitiator, heard: bool, tracker: &TaskTracker) {
+    if !heard {
+        tracing::debug!("nothing heard from the agent queue: INVITE abandoned");
+        return;
+    }
+    let cancel = async move {
+        if tokio::time::timeout(Duration::from_secs(5), initiator.cancel()).await.is_err() {
+            tracing::debug!("the agent did not confirm our CANCEL in 5 s");
+        }
+    };
+    tracker.spawn(cancel.in_current_span());
 }
 
 /// Whether a final response to our REFER refuses it (any 4xx/5xx: 405 and 501

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use voicebot_core::config::{TransferConfig, TransferMode};
 use voicebot_rtp::{ClipId, DtmfDigit, G711, JitterConfig};
 
@@ -163,6 +164,8 @@ pub enum TransferError {
     Sip(String),
     #[error("a transfer is already in progress")]
     InProgress,
+    #[error("the SIP user agent is shutting down")]
+    ShuttingDown,
     #[error("the call has ended")]
     CallGone,
 }
@@ -282,21 +285,10 @@ struct Dialing {
     reply: TransferReply,
 }
 
-/// What the agent leg did, as seen by the caller's task.
-// Lives for one `select!` arm, never stored: boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-enum AgentSignal {
-    Session(Result<InviteSessionEvent, ezk_sip_core::Error>),
-    /// The agent leg's media events (dropped; what matters crossed the bridge).
-    Media,
-}
-
-async fn agent_signal(agent: &mut Option<AgentLeg>) -> AgentSignal {
+/// The next event of the agent leg's dialog, once there is an agent leg.
+async fn agent_signal(agent: &mut Option<AgentLeg>) -> Result<InviteSessionEvent, ezk_sip_core::Error> {
     let Some(agent) = agent else { return std::future::pending().await };
-    tokio::select! {
-        event = agent.session.run() => AgentSignal::Session(event),
-        Some(_) = agent.events.recv() => AgentSignal::Media,
-    }
+    agent.session.run().await
 }
 
 async fn dial_result(dialing: &mut Option<Dialing>) -> Result<AgentLeg, TransferError> {
@@ -395,37 +387,13 @@ impl CallLeg {
                         }
                     }
                 }
-                signal = agent_signal(&mut self.agent) => match signal {
-                    AgentSignal::Media => {}
-                    AgentSignal::Session(Ok(InviteSessionEvent::RefreshNeeded)) => {
-                        if let Some(agent) = self.agent.as_mut() {
-                            let _ = agent.session.refresh().await;
-                        }
-                    }
-                    AgentSignal::Session(Ok(InviteSessionEvent::ReInviteReceived(reinvite))) => {
-                        if let Some(agent) = self.agent.as_mut() {
-                            let leg = (&mut agent.session, &agent.media_control, agent.media_local, &mut agent.sdp_session);
-                            answer_reinvite(leg, reinvite).await;
-                        }
-                    }
-                    AgentSignal::Session(Ok(InviteSessionEvent::Notify(_))) => {}
-                    AgentSignal::Session(Ok(InviteSessionEvent::Bye(bye))) => {
-                        if let Some(agent) = self.agent.as_mut() {
-                            let _ = agent.session.handle_bye(bye).await;
-                        }
+                signal = agent_signal(&mut self.agent) => {
+                    let Some(agent) = self.agent.as_mut() else { continue };
+                    if let Some(reason) = agent.on_session_event(signal).await {
                         self.bye().await;
-                        return EndReason::AgentHungUp;
+                        return reason;
                     }
-                    AgentSignal::Session(Ok(InviteSessionEvent::Terminated)) => {
-                        self.bye().await;
-                        return EndReason::AgentHungUp;
-                    }
-                    AgentSignal::Session(Err(e)) => {
-                        tracing::info!(error = %e, "the agent leg failed: ending the call");
-                        self.bye().await;
-                        return EndReason::Failed(format!("agent leg: {e}"));
-                    }
-                },
+                }
                 event = self.session.run() => match event {
                     Err(e) => {
                         self.hang_up_agent().await;
@@ -482,22 +450,28 @@ impl CallLeg {
     fn dial(&self, handover: Handover, reply: TransferReply, cancel: &CancellationToken) -> Dialing {
         let queue = self.transfer.queue_for(handover.skill_group.as_deref()).to_owned();
         let seed = random_u64();
+        let span = tracing::info_span!("agent_leg", ticket = %handover.ticket_id);
+        // The agent leg's own media events are not wanted: what matters crosses
+        // the bridge, and the conversation hears the caller's side.
+        let (events, _unwanted) = mpsc::channel(1);
         let plan = DialPlan {
             endpoint: self.session.endpoint.clone(),
             queue,
             handover,
             uui_purpose: self.transfer.uui_purpose.clone(),
             advertised: self.advertised,
-            fallback_ip: self.media_local.ip(),
+            fallback_ip: Some(self.media_local.ip()),
             sip_port: self.sip_port(),
             timeout: self.transfer.timeout,
             jitter: self.jitter,
             tracker: self.tracker.clone(),
             seeds: (seed as u32, (seed >> 32) as u16, (seed >> 16) as u32),
             session_id: random_u64() >> 2,
+            events,
+            counters: Arc::new(MediaCounters::default()),
         };
         let dial_cancel = cancel.child_token();
-        let task = self.tracker.spawn(bridge::dial(plan, dial_cancel.clone()));
+        let task = self.tracker.spawn(bridge::dial(plan, dial_cancel.clone()).instrument(span));
         Dialing { task, cancel: dial_cancel, reply }
     }
 
@@ -553,7 +527,7 @@ impl CallLeg {
 }
 
 /// Answers a re-INVITE on one leg: `(session, media control, our RTP address, SDP o= id and version)`.
-async fn answer_reinvite(
+pub(crate) async fn answer_reinvite(
     (session, media_control, media_local, sdp_session): (
         &mut InviteSession,
         &mpsc::Sender<MediaControl>,

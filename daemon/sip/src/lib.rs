@@ -6,13 +6,17 @@
 //!   (REFER headers and NOTIFY sipfrag), [`digest`] (digest authentication of callers);
 //! - drivers: [`media`] (the per-call RTP task), [`call`] (the per-call signalling
 //!   task and the channel API a conversation uses), `bridge` (dialling the agent
-//!   for a bridged transfer), [`registration`] (keeping a registrar binding),
+//!   queue, for a bridged transfer or a kiosk), [`agent_call`] (a kiosk's call to
+//!   an agent), [`registration`] (keeping a registrar binding),
 //!   [`agent`] (the endpoint: layers, admission, shutdown).
 //!
 //! A conversation driver sees only [`IncomingCall`]: caller id, dialled line, a
 //! bounded stream of [`CallEvent`]s, a [`BotAudio`] sender and [`CallControl`].
+//! A kiosk escalating to a human sees only [`AgentCall`], from
+//! [`UserAgent::call_agent`] or an [`AgentDialer`].
 
 pub mod agent;
+pub mod agent_call;
 mod bridge;
 pub mod call;
 pub mod digest;
@@ -23,6 +27,7 @@ pub mod sdp;
 pub mod wire;
 
 pub use agent::{SipError, SipStats, UserAgent};
+pub use agent_call::{AgentCall, AgentCallControl, AgentCallInfo, AgentDialer, AgentVoice, VoiceError};
 pub use call::{
     BotAudio, CallControl, CallEvent, CallGone, CallInfo, EndReason, IncomingCall, TransferError, Transferred,
 };

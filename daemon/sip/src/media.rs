@@ -27,6 +27,10 @@
 //! more than [`BRIDGE_AHEAD_FRAMES`] frames waiting to be sent drops the oldest
 //! (counted), so the two legs' tickers drifting in phase never add latency.
 //!
+//! A one-way bridge (`BridgePort::feed`) joins a leg to a live local source
+//! instead of another leg: the kiosk's microphone on an [`crate::AgentCall`].
+//! The peer's audio then reaches only the event channel.
+//!
 //! The task ends when its token is cancelled; dropping it frees the socket.
 
 use std::collections::VecDeque;
@@ -78,7 +82,8 @@ pub struct MediaStats {
     pub caller_frames_dropped: u64,
     pub send_errors: u64,
     pub concealed_frames: u64,
-    /// Frames dropped at a bridge to or from another call leg (full queue).
+    /// Frames dropped at a bridge to or from another call leg (full queue, or
+    /// more than 80 ms waiting); on an [`crate::AgentCall`], kiosk voice frames.
     pub bridge_frames_dropped: u64,
     /// RFC 3550 interarrival jitter of the caller's audio, microseconds.
     pub jitter_us: u64,
@@ -125,15 +130,25 @@ pub(crate) enum BridgeFrame {
 /// One leg's end of a bridge.
 #[derive(Debug)]
 pub(crate) struct BridgePort {
-    pub(crate) to_peer: mpsc::Sender<BridgeFrame>,
+    /// `None` for a one-way bridge fed by a local source.
+    pub(crate) to_peer: Option<mpsc::Sender<BridgeFrame>>,
     pub(crate) from_peer: mpsc::Receiver<BridgeFrame>,
+}
+
+impl BridgePort {
+    /// A one-way bridge: the leg sends what arrives on the returned sender
+    /// (bounded like a bridge direction) instead of bot speech.
+    pub(crate) fn feed() -> (mpsc::Sender<BridgeFrame>, BridgePort) {
+        let (tx, rx) = mpsc::channel(BRIDGE_CHANNEL_FRAMES);
+        (tx, BridgePort { to_peer: None, from_peer: rx })
+    }
 }
 
 /// Two connected bridge ends.
 pub(crate) fn bridge_ports() -> (BridgePort, BridgePort) {
     let (a_tx, a_rx) = mpsc::channel(BRIDGE_CHANNEL_FRAMES);
     let (b_tx, b_rx) = mpsc::channel(BRIDGE_CHANNEL_FRAMES);
-    (BridgePort { to_peer: a_tx, from_peer: b_rx }, BridgePort { to_peer: b_tx, from_peer: a_rx })
+    (BridgePort { to_peer: Some(a_tx), from_peer: b_rx }, BridgePort { to_peer: Some(b_tx), from_peer: a_rx })
 }
 
 /// Everything the task needs; built by the call setup.
@@ -247,8 +262,8 @@ impl MediaTask {
         {
             for press in state.detector.push(packet.timestamp, event) {
                 let _ = self.events.try_send(CallEvent::Dtmf(press.digit));
-                if let Some(bridge) = &state.bridge {
-                    let _ = bridge.to_peer.try_send(BridgeFrame::Dtmf(press.digit));
+                if let Some(to_peer) = state.bridge.as_ref().and_then(|b| b.to_peer.as_ref()) {
+                    let _ = to_peer.try_send(BridgeFrame::Dtmf(press.digit));
                 }
             }
         }
@@ -275,8 +290,8 @@ impl MediaTask {
             }
             Playout::Silence => vec![0; FRAME_SAMPLES],
         };
-        if let Some(bridge) = &state.bridge
-            && bridge.to_peer.try_send(BridgeFrame::Audio(frame.clone())).is_err()
+        if let Some(to_peer) = state.bridge.as_ref().and_then(|b| b.to_peer.as_ref())
+            && to_peer.try_send(BridgeFrame::Audio(frame.clone())).is_err()
         {
             self.counters.bridge_frames_dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,9 +1,11 @@
-//! Fake peers shared by the integration tests: a scripted SIP UAC over UDP with
-//! a real RTP socket, and a user agent started on free loopback ports.
+//! Peers shared by the integration tests: a scripted SIP UAC over UDP with a
+//! real RTP socket, a scripted agent desk ([`agent`]), a real baresip
+//! ([`baresip`]), and a user agent started on free loopback ports.
 
 #![allow(dead_code, unreachable_pub)]
 
 pub mod agent;
+pub mod baresip;
 
 use std::net::SocketAddr;
 use std::time::Duration;
