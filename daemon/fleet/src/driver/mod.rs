@@ -88,6 +88,9 @@ struct Driver {
     last_config_job: Option<String>,
     /// Job statuses handed to the client, to mark in the ledger: `(job id, at_ms)`.
     reported: Vec<(String, u64)>,
+    /// Why the last connect failed, since the last connection: a new reason
+    /// is logged at WARN once, repeats only at DEBUG.
+    last_failure: Option<String>,
 }
 
 /// Starts the poller and the driver on `tasks`.
@@ -110,6 +113,7 @@ pub(crate) fn spawn(parts: DriverParts, tasks: &TaskTracker, shutdown: Cancellat
         dropped: 0,
         last_config_job: None,
         reported: vec![],
+        last_failure: None,
     };
     tasks.spawn(driver.run(events_rx, jobs_rx, shutdown, stop_poller));
 }
@@ -233,6 +237,7 @@ impl Driver {
     async fn on_connected(&mut self) {
         info!(broker = ?self.parts.options.broker_address(), "fleet: connected");
         self.connected = true;
+        self.last_failure = None;
         self.tracker.reset();
         self.cursor = 0;
         self.publish_birth();
@@ -287,9 +292,13 @@ impl Driver {
     async fn on_down(&mut self, error: &str, retry_in: Duration) {
         if self.connected {
             warn!(%error, in_flight = self.tracker.in_flight(), "fleet: connection lost; unacknowledged tickets will be resent");
+        } else if self.last_failure.as_deref() != Some(error) {
+            let broker = self.parts.options.broker_address();
+            warn!(%error, ?broker, "fleet: cannot connect to the broker; tickets wait in the outbox, retrying with backoff");
         } else {
             debug!(%error, ?retry_in, "fleet: connect failed");
         }
+        self.last_failure = Some(error.to_owned());
         self.connected = false;
         self.tracker.reset();
         self.flush_acks().await;

@@ -55,7 +55,10 @@ pub(crate) async fn run(
             Err(error) => {
                 let retry_in = backoff.next_delay(rand::random());
                 let (resume, resumed) = oneshot::channel();
-                if events.send(PollEvent::Down { error: error.to_string(), retry_in, resume }).await.is_err()
+                if events
+                    .send(PollEvent::Down { error: crate::connection::explain(&error), retry_in, resume })
+                    .await
+                    .is_err()
                 {
                     return;
                 }

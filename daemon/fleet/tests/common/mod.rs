@@ -1,6 +1,11 @@
 //! Shared test peers: a real mosquitto broker on a free loopback port, a
-//! rumqttc subscriber that records everything, tickets, and fleet settings.
+//! rumqttc subscriber that records everything, tickets, and fleet settings;
+//! [`pki`]: a throwaway CA and certificates made with `openssl`; [`logs`]:
+//! what the fleet logs, captured for assertions.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod logs;
+pub mod pki;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -41,12 +46,27 @@ pub struct Broker {
     bin: PathBuf,
     pub port: u16,
     dir: PathBuf,
+    /// mosquitto.conf lines after the `listener` line: TLS files, who may log in.
+    listener: String,
     child: Option<Child>,
 }
 
 impl Broker {
+    /// A plain listener that lets anyone in.
     pub fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
-        let mut broker = Broker { bin: bin.to_path_buf(), port, dir: dir.to_path_buf(), child: None };
+        Broker::start_with(bin, dir, port, "allow_anonymous true\n")
+    }
+
+    /// A listener configured by `listener` (mosquitto.conf lines such as
+    /// `cafile …`, `require_certificate true`, `allow_anonymous false`).
+    pub fn start_with(bin: &Path, dir: &Path, port: u16, listener: &str) -> Broker {
+        let mut broker = Broker {
+            bin: bin.to_path_buf(),
+            port,
+            dir: dir.to_path_buf(),
+            listener: listener.to_owned(),
+            child: None,
+        };
         broker.up();
         broker
     }
@@ -64,8 +84,9 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+                "listener {} 127.0.0.1\n{}persistence true\npersistence_location {}/\nlog_dest stderr\nlog_type error\nlog_type warning\n",
                 self.port,
+                self.listener,
                 data.display()
             ),
         )
@@ -124,10 +145,20 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub async fn connect(port: u16, filter: &str) -> Subscriber {
+        Subscriber::connect_with(port, filter, |_| {}).await
+    }
+
+    /// With options changed by `configure` (TLS, a login).
+    pub async fn connect_with(
+        port: u16,
+        filter: &str,
+        configure: impl FnOnce(&mut MqttOptions),
+    ) -> Subscriber {
         let mut options = MqttOptions::new(format!("test-sub-{}", free_port()), "127.0.0.1", port);
         options.set_clean_session(false);
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(4 << 20, 4 << 20);
+        configure(&mut options);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
         let log = Arc::new(Mutex::new(vec![]));
