@@ -22,8 +22,10 @@
 //! then waits for the call tasks with a deadline. ezk's own transport tasks have
 //! no shutdown hook and end with the runtime.
 //!
-//! Garbage that ezk's transport cannot frame at all (not even a request line) is
-//! dropped inside ezk before any layer sees it, so it is not in our counters.
+//! Garbage that ezk cannot frame (no request line it parses, or no Via/From/To/
+//! Call-ID/CSeq it parses) is dropped inside ezk before any layer sees it, so it
+//! is not in our counters: ezk-sip-core 0.9.2 gives no hook on the raw bytes (see
+//! the README's known gaps).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -89,7 +91,7 @@ pub struct SipStats {
     pub requests: u64,
     /// Answered 4xx/5xx by the message checker.
     pub rejected: u64,
-    /// Dropped unanswered by the message checker.
+    /// Dropped unanswered by the message checker (not what ezk drops before it).
     pub dropped: u64,
     /// INVITEs and OPTIONS refused with 403.
     pub forbidden: u64,
