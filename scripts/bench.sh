@@ -101,6 +101,9 @@ fi
 say "understanding latency ($RUNS runs)"
 "$BENCH" nlu --out "$OUT/nlu.json" --runs "$RUNS"
 
+say "fleet: ticket publish latency, outbox throughput, replay of 10,000 tickets (mosquitto on loopback)"
+"$BENCH" fleet --out "$OUT/fleet.json"
+
 say "conversation latency: end of speech -> first reply audio, real time (~10 min)"
 "$BENCH" latency --out "$OUT/latency.json" --rounds 1 --reference
 

@@ -7,6 +7,7 @@
 mod asr;
 mod audioctx;
 mod clips;
+mod fleet;
 mod fw;
 mod latency;
 mod nlu;
@@ -134,6 +135,33 @@ enum Command {
         #[arg(long)]
         no_reference: bool,
     },
+    /// Ticket delivery against a real mosquitto it starts on loopback: publish
+    /// latency (hand-over → PUBACK and → a subscriber) against a bare rumqttc
+    /// publish, outbox throughput against plain rusqlite, and replay of a
+    /// backlog against the bare client.
+    Fleet {
+        #[arg(long, default_value = "target/bench/fleet.json")]
+        out: PathBuf,
+        /// Outbox files and the broker's config (wiped first; keep it on the
+        /// disk the daemon's outbox uses: fsync is what is measured).
+        #[arg(long, default_value = "target/bench/fleet-scratch")]
+        scratch: PathBuf,
+        /// Latency samples (each through the fleet and the reference).
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Tickets per throughput burst.
+        #[arg(long, default_value_t = 500)]
+        burst: usize,
+        /// Throughput rounds (each: outbox, outbox with history, plain SQLite).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Tickets queued before the replay.
+        #[arg(long, default_value_t = 10_000)]
+        backlog: usize,
+        /// The broker binary (default: mosquitto on PATH, else /usr/sbin/mosquitto).
+        #[arg(long)]
+        mosquitto: Option<PathBuf>,
+    },
     /// Understanding latency (intent + slots + emotion) per utterance.
     Nlu {
         #[arg(long, default_value = "target/bench/nlu.json")]
@@ -166,6 +194,9 @@ fn main() -> Result<()> {
         Command::Tts { out, runs } => tts::run(&out, runs),
         Command::Report { dir } => report::run(&dir),
         Command::Nlu { out, runs } => nlu::run(&out, runs),
+        Command::Fleet { out, scratch, samples, burst, rounds, backlog, mosquitto } => {
+            fleet::run(&fleet::FleetArgs { out, scratch, samples, burst, rounds, backlog, mosquitto })
+        }
         Command::Latency { out, rounds, reference } => latency::run(&out, rounds, reference),
         Command::Sip { out, voicebotd, rounds, setups, max_level, no_reference } => {
             sip::run(&sip::SipArgs { voicebotd, out, rounds, setups, max_level, reference: !no_reference })
