@@ -16,6 +16,8 @@ use tokenizers::Tokenizer;
 use voicebot_core::engine::SentenceEmbedder;
 use voicebot_core::{EngineError, Language};
 
+use crate::accelerator;
+
 const ENGINE: &str = "MiniLM";
 /// Longer inputs are cut; caller turns are far shorter.
 const MAX_TOKENS: usize = 128;
@@ -35,12 +37,7 @@ impl MiniLmEmbedder {
             path: path.to_path_buf(),
             reason,
         };
-        let session = Session::builder(environment)
-            .map_err(|e| load_err(model, e.to_string()))?
-            .with_intra_threads(1)
-            .map_err(|e| load_err(model, e.to_string()))?
-            .commit_from_file(model)
-            .map_err(|e| load_err(model, e.to_string()))?;
+        let session = accelerator::session(environment, model).map_err(|e| load_err(model, e.to_string()))?;
         let mut tokenizer =
             Tokenizer::from_file(tokenizer).map_err(|e| load_err(tokenizer, e.to_string()))?;
         // The published tokenizer.json pads every input to 128 tokens. Padding

@@ -14,6 +14,8 @@ use ort::value::Tensor;
 use voicebot_core::EngineError;
 use voicebot_core::engine::{VadStream, VoiceActivityModel};
 
+use crate::accelerator;
+
 const FRAME: usize = 512;
 const CONTEXT: usize = 64;
 const STATE: usize = 2 * 128;
@@ -32,14 +34,7 @@ impl SileroVad {
     pub fn load(environment: &Environment, model: &Path) -> Result<SileroVad, EngineError> {
         let load_err =
             |reason: String| EngineError::Load { engine: ENGINE, path: model.to_path_buf(), reason };
-        let session = Session::builder(environment)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_intra_threads(1)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| load_err(e.to_string()))?
-            .commit_from_file(model)
-            .map_err(|e| load_err(e.to_string()))?;
+        let session = accelerator::session(environment, model).map_err(|e| load_err(e.to_string()))?;
         Ok(SileroVad { session: Arc::new(Mutex::new(session)) })
     }
 }
