@@ -11,7 +11,8 @@
 //!   [`run_daily`]: the task that prunes the store and publishes the report.
 //!
 //! The daemon supplies what only it knows through [`server::Backend`] (health,
-//! the outbox), so this crate needs neither the dialog nor the fleet crates.
+//! the outbox, the SIP counters), so this crate needs neither the dialog, the
+//! fleet nor the SIP crates.
 
 pub mod auth;
 pub mod metrics;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use metrics::Metrics;
+pub use metrics::{BoxGauges, Metrics, SipCounters};
 pub use record::{CallRecord, RtpRecord, TurnRecord};
 pub use report::{DailyReport, ReportStore};
 

@@ -4,8 +4,9 @@
 //! Every name starts with `voicebot_` (the registry's prefix). Per-call values
 //! are counted once, when the call ends ([`Metrics::call_ended`]); values that
 //! belong to the box rather than to calls (outbox backlog, health) are set at
-//! scrape time ([`Metrics::render`]). Recording is lock-free atomics, so the
-//! call path never waits on a scrape.
+//! scrape time ([`Metrics::render`]), as are the SIP user agent's counters
+//! ([`SipCounters`], which the agent keeps itself; absent when SIP is off).
+//! Recording is lock-free atomics, so the call path never waits on a scrape.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +41,61 @@ pub struct BoxGauges {
     pub healthy: bool,
     /// Calls in progress.
     pub active_calls: u64,
+    /// The SIP user agent's counters; `None` when SIP is off (not exported).
+    pub sip: Option<SipCounters>,
+}
+
+/// The SIP user agent's counters since start, read at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SipCounters {
+    /// Requests the SIP stack delivered to the user agent.
+    pub requests: u64,
+    /// Malformed requests answered 4xx/5xx by the message checker.
+    pub rejected: u64,
+    /// Dropped unanswered by the message checker.
+    pub dropped: u64,
+    /// Dropped by the SIP stack before the checker, unparseable (as the stack
+    /// reported them; per process).
+    pub unparseable: u64,
+    /// INVITEs and OPTIONS refused with 403.
+    pub forbidden: u64,
+    /// INVITEs refused with 486 (call cap).
+    pub busy: u64,
+    /// INVITEs answered 401 with a digest challenge.
+    pub challenged: u64,
+    /// INVITEs that became calls.
+    pub calls_answered: u64,
+    /// INVITEs accepted for setup that did not become calls.
+    pub calls_failed: u64,
+}
+
+impl SipCounters {
+    /// (name without `voicebot_` and `_total`, help, value) of each counter.
+    fn families(&self) -> [(&'static str, &'static str, u64); 9] {
+        [
+            ("sip_requests", "SIP requests the stack delivered to the user agent", self.requests),
+            ("sip_rejected", "Malformed SIP requests answered 4xx/5xx", self.rejected),
+            (
+                "sip_dropped",
+                "SIP messages dropped unanswered: by our checker, plus those the stack could not parse",
+                self.dropped + self.unparseable,
+            ),
+            (
+                "sip_unparseable",
+                "SIP messages the stack dropped as unparseable, as it reported them (part of sip_dropped)",
+                self.unparseable,
+            ),
+            ("sip_forbidden", "SIP INVITEs and OPTIONS refused with 403", self.forbidden),
+            ("sip_busy", "SIP INVITEs refused with 486 (max_calls)", self.busy),
+            ("sip_challenged", "SIP INVITEs answered 401 with a digest challenge", self.challenged),
+            ("sip_calls_answered", "SIP INVITEs that became calls", self.calls_answered),
+            (
+                "sip_calls_failed",
+                "SIP INVITEs accepted for setup that did not become calls (488, CANCEL, no ACK)",
+                self.calls_failed,
+            ),
+        ]
+    }
 }
 
 /// The metric families; cheap to share behind an `Arc`.
@@ -177,24 +233,29 @@ impl Metrics {
         self.active_calls.set(i64::try_from(gauges.active_calls).unwrap_or(i64::MAX));
         self.healthy.set(i64::from(gauges.healthy));
         let mut text = String::with_capacity(8 * 1024);
-        // The registry cannot unregister; the backlog gauge is rendered by hand
-        // so that an unreadable outbox shows as absent rather than as 0.
+        // The registry cannot unregister; the backlog gauge and the SIP counters
+        // are rendered by hand so that an unreadable outbox, or SIP off, shows
+        // as absent rather than as 0.
         if encode(&mut text, &self.registry).is_err() {
             return String::from("# EOF\n");
         }
+        let mut extra = String::new();
         if let Some(backlog) = gauges.outbox_backlog {
             self.outbox_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
             self.backlog_seen.store(true, std::sync::atomic::Ordering::Relaxed);
-            let eof = text.rfind("# EOF").unwrap_or(text.len());
-            text.insert_str(
-                eof,
-                &format!(
-                    "# HELP voicebot_outbox_backlog Hand-over tickets not yet acknowledged by the broker.\n\
-                     # TYPE voicebot_outbox_backlog gauge\nvoicebot_outbox_backlog {}\n",
-                    self.outbox_backlog.get()
-                ),
-            );
+            extra.push_str(&format!(
+                "# HELP voicebot_outbox_backlog Hand-over tickets not yet acknowledged by the broker.\n\
+                 # TYPE voicebot_outbox_backlog gauge\nvoicebot_outbox_backlog {}\n",
+                self.outbox_backlog.get()
+            ));
         }
+        for (name, help, value) in gauges.sip.iter().flat_map(SipCounters::families) {
+            extra.push_str(&format!(
+                "# HELP voicebot_{name} {help}.\n# TYPE voicebot_{name} counter\nvoicebot_{name}_total {value}\n"
+            ));
+        }
+        let eof = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(eof, &extra);
         text
     }
 }
@@ -310,7 +371,7 @@ mod tests {
     fn box_gauges_model_info_and_the_eof_marker_are_rendered() {
         let m =
             Metrics::new(vec![("asr".into(), "whisper-tiny.en".into()), ("firmware".into(), "0.1.0".into())]);
-        let text = m.render(BoxGauges { outbox_backlog: Some(3), healthy: true, active_calls: 2 });
+        let text = m.render(BoxGauges { outbox_backlog: Some(3), healthy: true, active_calls: 2, sip: None });
         assert!(
             text.contains("voicebot_model_info{asr=\"whisper-tiny.en\",firmware=\"0.1.0\"} 1\n"),
             "{text}"
@@ -319,9 +380,52 @@ mod tests {
         assert!(text.contains("voicebot_calls_active 2\n"), "{text}");
         assert!(text.contains("# TYPE voicebot_outbox_backlog gauge\nvoicebot_outbox_backlog 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
-        let unreadable = m.render(BoxGauges { outbox_backlog: None, healthy: false, active_calls: 0 });
+        let unreadable =
+            m.render(BoxGauges { outbox_backlog: None, healthy: false, active_calls: 0, sip: None });
         assert!(!unreadable.contains("voicebot_outbox_backlog"), "{unreadable}");
         assert!(unreadable.contains("voicebot_healthy 0\n"), "{unreadable}");
+    }
+
+    #[test]
+    fn sip_counters_are_rendered_as_counters_with_unparseable_messages_among_the_dropped() {
+        let m = Metrics::new(vec![]);
+        let sip = SipCounters {
+            requests: 10,
+            rejected: 2,
+            dropped: 1,
+            unparseable: 4,
+            forbidden: 3,
+            busy: 5,
+            challenged: 6,
+            calls_answered: 7,
+            calls_failed: 8,
+        };
+        let text = m.render(BoxGauges { sip: Some(sip), ..BoxGauges::default() });
+        for (name, value) in [
+            ("requests", 10),
+            ("rejected", 2),
+            ("dropped", 5),
+            ("unparseable", 4),
+            ("forbidden", 3),
+            ("busy", 5),
+            ("challenged", 6),
+            ("calls_answered", 7),
+            ("calls_failed", 8),
+        ] {
+            let family = format!("voicebot_sip_{name}");
+            assert!(text.contains(&format!("# TYPE {family} counter\n{family}_total {value}\n")), "{text}");
+            assert!(text.contains(&format!("# HELP {family} ")), "{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn sip_counters_are_absent_when_sip_is_off() {
+        let m = Metrics::new(vec![]);
+        let text = m.render(BoxGauges { outbox_backlog: Some(1), healthy: true, active_calls: 0, sip: None });
+        assert!(!text.contains("voicebot_sip_"), "{text}");
+        assert!(text.contains("voicebot_outbox_backlog 1\n") && text.ends_with("# EOF\n"), "{text}");
     }
 
     #[test]
@@ -339,7 +443,9 @@ mod tests {
     fn every_metric_name_starts_with_voicebot() {
         let m = Metrics::new(vec![("asr".into(), "x".into())]);
         m.call_ended(&call("resolved", None));
-        let text = m.render(BoxGauges { outbox_backlog: Some(0), healthy: true, active_calls: 0 });
+        let sip = Some(SipCounters::default());
+        let text = m.render(BoxGauges { outbox_backlog: Some(0), healthy: true, active_calls: 0, sip });
+        assert!(text.contains("voicebot_sip_requests_total 0\n"), "{text}");
         for l in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             assert!(l.starts_with("voicebot_"), "{l}");
         }

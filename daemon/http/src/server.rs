@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Token;
-use crate::metrics::{BoxGauges, CONTENT_TYPE, Metrics};
+use crate::metrics::{BoxGauges, CONTENT_TYPE, Metrics, SipCounters};
 use crate::report::{DailyReport, ReportStore, html, window_before};
 
 /// Connections served at once.
@@ -45,6 +45,10 @@ pub trait Backend: Send + Sync + 'static {
     fn health(&self) -> Vec<String>;
     /// Calls in progress. Cheap, non-blocking.
     fn active_calls(&self) -> u64;
+    /// The SIP user agent's counters; `None` when SIP is off. Cheap, non-blocking.
+    fn sip(&self) -> Option<SipCounters> {
+        None
+    }
     /// Tickets not yet acknowledged by the broker; `None` if unreadable. May block.
     fn outbox_backlog(&self) -> Option<u64>;
     /// A ticket's JSON by id; `Ok(None)` for an unknown id. May block.
@@ -223,6 +227,7 @@ async fn metrics(service: &Service) -> Reply {
         outbox_backlog: backlog,
         healthy: service.backend.health().is_empty(),
         active_calls: service.backend.active_calls(),
+        sip: service.backend.sip(),
     };
     reply(StatusCode::OK, CONTENT_TYPE, service.metrics.render(gauges))
 }

@@ -23,9 +23,10 @@
 //! no shutdown hook and end with the runtime.
 //!
 //! Garbage that ezk cannot frame (no request line it parses, or no Via/From/To/
-//! Call-ID/CSeq it parses) is dropped inside ezk before any layer sees it, so it
-//! is not in our counters: ezk-sip-core 0.9.2 gives no hook on the raw bytes (see
-//! the README's known gaps).
+//! Call-ID/CSeq it parses) is dropped inside ezk before any layer sees it:
+//! ezk-sip-core 0.9.2 gives no hook on the raw bytes (see the README's known
+//! gaps). It is counted from ezk's own log reports ([`crate::garbage`]), per
+//! process, in [`SipStats::unparseable`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -91,8 +92,15 @@ pub struct SipStats {
     pub requests: u64,
     /// Answered 4xx/5xx by the message checker.
     pub rejected: u64,
-    /// Dropped unanswered by the message checker (not what ezk drops before it).
+    /// Dropped unanswered by the message checker (not what ezk drops before it:
+    /// that is [`SipStats::unparseable`]).
     pub dropped: u64,
+    /// Messages ezk dropped before our layers because it could not frame or
+    /// parse them, as ezk reported them in its log ([`crate::garbage`]): per
+    /// *process*, not per agent, and only while the process's logger feeds
+    /// [`crate::garbage::note`] (voicebotd's does); some drops ezk does not
+    /// report (see there). Disjoint from `dropped`.
+    pub unparseable: u64,
     /// INVITEs and OPTIONS refused with 403.
     pub forbidden: u64,
     /// INVITEs refused with 486 (max_calls).
@@ -104,10 +112,36 @@ pub struct SipStats {
     pub calls_failed: u64,
 }
 
+/// A cloneable reader of a [`UserAgent`]'s counters, for a metrics endpoint
+/// that outlives or runs beside the agent.
+#[derive(Debug, Clone)]
+pub struct SipStatsReader {
+    counters: Arc<Counters>,
+}
+
+impl SipStatsReader {
+    /// The counters now (as [`UserAgent::stats`]).
+    pub fn stats(&self) -> SipStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SipStats {
+            requests: get(&c.requests),
+            rejected: get(&c.rejected),
+            dropped: get(&c.dropped),
+            unparseable: crate::garbage::unparseable(),
+            forbidden: get(&c.forbidden),
+            busy: get(&c.busy),
+            challenged: get(&c.challenged),
+            calls_answered: get(&c.calls_answered),
+            calls_failed: get(&c.calls_failed),
+        }
+    }
+}
+
 /// State shared by the layers and call tasks.
 struct Shared {
     config: SipConfig,
-    counters: Counters,
+    counters: Arc<Counters>,
     calls: Arc<Semaphore>,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -178,7 +212,7 @@ impl UserAgent {
             agent_calls: Arc::new(AtomicUsize::new(0)),
             calls: Arc::new(Semaphore::new(config.max_calls)),
             config,
-            counters: Counters::default(),
+            counters: Arc::default(),
             tracker: TaskTracker::new(),
             cancel,
             incoming,
@@ -233,19 +267,14 @@ impl UserAgent {
         self.tcp
     }
 
+    /// The agent's counters now.
     pub fn stats(&self) -> SipStats {
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        SipStats {
-            requests: get(&c.requests),
-            rejected: get(&c.rejected),
-            dropped: get(&c.dropped),
-            forbidden: get(&c.forbidden),
-            busy: get(&c.busy),
-            challenged: get(&c.challenged),
-            calls_answered: get(&c.calls_answered),
-            calls_failed: get(&c.calls_failed),
-        }
+        self.stats_reader().stats()
+    }
+
+    /// A handle that reads [`UserAgent::stats`] without the agent (for `/metrics`).
+    pub fn stats_reader(&self) -> SipStatsReader {
+        SipStatsReader { counters: self.shared.counters.clone() }
     }
 
     /// Calls being set up or running: phone calls and agent calls.

@@ -3,7 +3,8 @@
 //!
 //! Layout, by direction of dependency:
 //! - pure: [`wire`] (the message checker), [`sdp`] (offer/answer), [`handover`]
-//!   (REFER headers and NOTIFY sipfrag), [`digest`] (digest authentication of callers);
+//!   (REFER headers and NOTIFY sipfrag), [`digest`] (digest authentication of callers),
+//!   [`garbage`] (recognising ezk's reports of messages it dropped, and their count);
 //! - drivers: [`media`] (the per-call RTP task), [`call`] (the per-call signalling
 //!   task and the channel API a conversation uses), `bridge` (dialling the agent
 //!   queue, for a bridged transfer or a kiosk), [`agent_call`] (a kiosk's call to
@@ -20,13 +21,14 @@ pub mod agent_call;
 mod bridge;
 pub mod call;
 pub mod digest;
+pub mod garbage;
 pub mod handover;
 pub mod media;
 pub mod registration;
 pub mod sdp;
 pub mod wire;
 
-pub use agent::{SipError, SipStats, UserAgent};
+pub use agent::{SipError, SipStats, SipStatsReader, UserAgent};
 pub use agent_call::{AgentCall, AgentCallControl, AgentCallInfo, AgentDialer, AgentVoice, VoiceError};
 pub use call::{
     BotAudio, CallControl, CallEvent, CallGone, CallInfo, EndReason, IncomingCall, TransferError, Transferred,
