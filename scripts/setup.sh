@@ -12,6 +12,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip      # models/fetch.py conversions
   baresip-core                          # real SIP peer for the phone-line tests
   mosquitto mosquitto-clients           # real MQTT broker for the fleet tests
+  pulseaudio pulseaudio-utils libasound2-plugins  # paced virtual sound card for the kiosk tests
   ca-certificates
 )
 

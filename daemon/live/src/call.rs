@@ -1,10 +1,11 @@
-//! One phone call: the SIP call's events in, the conversation's actions out.
+//! One conversation on a line: the line's events in, the dialog's actions out.
 //!
-//! The task owns the call's [`Call`] state machine and its caller-audio ring;
-//! everything slow runs on the call's worker threads. Bot speech goes to the
-//! SIP media task in sentence-sized clips; a pause (barge-in) flushes them and
-//! keeps the cut clips, so a backchannel resumes the sentence that was cut.
-//! Every log line of the call carries its call id and ticket id.
+//! The task owns the conversation's [`Call`] state machine and its caller-audio
+//! ring; everything slow runs on its worker threads. Bot speech goes to the
+//! line in sentence-sized clips; a pause (barge-in) stops them and keeps the
+//! cut clips, so a backchannel resumes the sentence that was cut. The caller
+//! puts the task in a span with the call id and ticket id, so every log line
+//! of the conversation carries them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,30 +14,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, error, info, warn};
 use voicebot_conversation::{CallerAudio, FrameVad, Mouth, Understanding};
-use voicebot_core::{Language, LanguageChoice};
-use voicebot_dialog::call::{
-    Action, Call, CallSetup, Channel, Input, LineKind, PromptId, Timing, TransferRequest, TransferResult,
-    TurnReport,
-};
-use voicebot_dialog::escalation::EscalationPolicy;
+use voicebot_core::LanguageChoice;
+use voicebot_dialog::call::{Action, Call, CallSetup, Input, PromptId, TransferResult, TurnReport};
 use voicebot_dialog::outcome::Outcome;
-use voicebot_dialog::ticket::CallContext;
 use voicebot_engines::hearing::Ear;
-use voicebot_rtp::dtmf::DtmfDigit;
-use voicebot_rtp::playout::ClipId;
-use voicebot_rtp::telephone_band::Upsampler;
-use voicebot_sip::{CallEvent, EndReason, Handover, IncomingCall, MediaStats};
-use voicebot_understanding::pii;
 
-use crate::PhoneDeps;
 use crate::workers::{MouthJob, Spoken, Workers};
+use crate::{CALLER_AUDIO_KEPT, ClipKey, Handed, Line, LineEnd, LineEvent, LiveDeps};
 
-/// How a call went, for metrics and call events.
+/// How a conversation went, for metrics, call events and the daily report.
 #[derive(Debug, Clone)]
-pub struct CallSummary {
-    pub call_id: String,
+pub struct ConversationSummary {
     pub outcome: Outcome,
     pub ticket_id: Option<String>,
     /// Intents of the caller's turns, in order.
@@ -52,8 +42,6 @@ pub struct CallSummary {
     /// Recognition (with understanding) and synthesis real-time factors.
     pub asr_rtf: Vec<f32>,
     pub tts_rtf: Vec<f32>,
-    /// The call's RTP counters at its end.
-    pub media: MediaStats,
 }
 
 /// The prompt on the line.
@@ -62,61 +50,28 @@ struct OnAir {
     id: PromptId,
     level_db: f32,
     /// Clips sent and not yet finished, in order, with their audio (for a resume).
-    outstanding: Vec<(ClipId, Vec<i16>)>,
+    outstanding: Vec<(ClipKey, Vec<f32>)>,
     /// Chunks that arrived while paused, or clips cut by the pause.
-    held: Vec<Vec<i16>>,
+    held: Vec<Vec<f32>>,
     all_chunks: bool,
     paused: bool,
 }
 
-fn digit(d: DtmfDigit) -> Option<char> {
-    match d.code() {
-        c @ 0..=9 => char::from_digit(u32::from(c), 10),
-        10 => Some('*'),
-        11 => Some('#'),
-        _ => None,
-    }
-}
-
-fn now_ms() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Runs the conversation for one answered call until it ends.
+/// Runs one conversation on `line` until it ends; the line stays the caller's
+/// (to read its counters, to close it).
 ///
 /// # Cancel safety
-/// `cancel` closes the call politely (a closing prompt, then hang-up) rather
-/// than dropping it; the future itself should be run to completion.
-pub async fn serve_call(call: IncomingCall, deps: Arc<PhoneDeps>, cancel: CancellationToken) {
-    let ticket_id = ulid::Ulid::new().to_string();
-    let span = info_span!("call", call_id = %call.info.call_id, ticket_id = %ticket_id);
-    async move {
-        let summary = match run(call, &deps, cancel, ticket_id).await {
-            Ok(summary) => summary,
-            Err(summary) => summary,
-        };
-        info!(
-            outcome = summary.outcome.code(),
-            reason = summary.outcome.reason().map(|r| r.code()),
-            turns = summary.intents.len(),
-            "call ended"
-        );
-        (deps.on_call_end)(&summary);
-    }
-    .instrument(span)
-    .await;
-}
-
-async fn run(
-    mut sip: IncomingCall,
-    deps: &PhoneDeps,
+/// `cancel` closes the conversation politely (a closing prompt, then hang-up)
+/// rather than dropping it; the future itself should be run to completion.
+pub async fn run_conversation<L: Line>(
+    line: &mut L,
+    setup: CallSetup,
+    deps: &LiveDeps,
     cancel: CancellationToken,
-    ticket_id: String,
-) -> Result<CallSummary, CallSummary> {
+    thread_tag: &str,
+) -> ConversationSummary {
     let started = Instant::now();
-    let mut summary = CallSummary {
-        call_id: sip.info.call_id.clone(),
+    let mut summary = ConversationSummary {
         outcome: Outcome::Error,
         ticket_id: None,
         intents: Vec::new(),
@@ -126,54 +81,40 @@ async fn run(
         reply_latencies: Vec::new(),
         asr_rtf: Vec::new(),
         tts_rtf: Vec::new(),
-        media: MediaStats::default(),
     };
-    let language = deps.config.asr.language.clone();
-    let mut workers = match start_workers(deps, &sip.info.call_id, language.clone()).await {
+    let mut workers = match start_workers(deps, thread_tag, deps.config.asr.language.clone()).await {
         Ok(workers) => workers,
         Err(e) => {
-            error!(error = %e, "cannot start the call's engines; hanging up");
-            sip.control.hang_up().await;
-            return Err(summary);
+            error!(error = %e, "cannot start the conversation's engines; hanging up");
+            line.hang_up().await;
+            return summary;
         }
-    };
-    let dialog = &deps.config.dialog;
-    let setup = CallSetup {
-        channel: Channel::Phone,
-        line: if dialog.elder_lines.contains(&sip.info.dialled) {
-            LineKind::Elder
-        } else {
-            LineKind::Standard
-        },
-        vip: !sip.info.caller.is_empty() && dialog.vip_callers.contains(&sip.info.caller),
-        language: match language {
-            LanguageChoice::Fixed(Language::Zh) => Language::Zh,
-            _ => Language::En,
-        },
-        timing: Timing::from_config(dialog),
-        policy: EscalationPolicy::from_config(dialog),
-        speaking_rate: deps.config.tts.rate,
-        elder_rate: deps.config.tts.elder_rate,
-        context: CallContext {
-            channel: "phone".into(),
-            line: (!sip.info.dialled.is_empty()).then(|| sip.info.dialled.clone()),
-            caller_id_masked: (!sip.info.caller.is_empty()).then(|| pii::mask_phone(&sip.info.caller)),
-            started_at_ms: now_ms(),
-        },
-        ticket_id: ticket_id.clone(),
-        callback_ticket_id: ulid::Ulid::new().to_string(),
     };
     let analyzer = (deps.analyzer)();
     let mut call = Call::new(setup, Arc::clone(analyzer.pack()), Instant::now());
     drop(analyzer);
-    let mut ring = CallerAudio::new(Duration::from_secs(40));
-    let mut upsampler = Upsampler::new();
+    drive(line, &mut call, &mut workers, deps, cancel, &mut summary).await;
+    summary.dropped_frames = workers.dropped_frames.load(Ordering::Relaxed);
+    (summary.asr_rtf, summary.tts_rtf) = workers.real_time_factors();
+    summary.duration = started.elapsed();
+    summary
+}
+
+async fn drive<L: Line>(
+    line: &mut L,
+    call: &mut Call,
+    workers: &mut Workers,
+    deps: &LiveDeps,
+    cancel: CancellationToken,
+    summary: &mut ConversationSummary,
+) {
+    let mut ring = CallerAudio::new(CALLER_AUDIO_KEPT);
     let mut on_air: Option<OnAir> = None;
-    let mut clips: HashMap<ClipId, PromptId> = HashMap::new();
-    let (transfer_tx, mut transfer_rx) = mpsc::channel::<(TransferResult, bool)>(1);
+    let mut clips: HashMap<ClipKey, PromptId> = HashMap::new();
+    let (transfer_tx, mut transfer_rx) = mpsc::channel::<Result<Handed, String>>(1);
     let mut bridged = false;
     let mut shutting_down = false;
-    let mut sip_ended = false;
+    let mut line_ended = false;
     // When the caller last stopped speaking, until the reply's first audio.
     let mut caller_stopped: Option<Instant> = None;
     loop {
@@ -183,7 +124,7 @@ async fn run(
                 Action::StartListening | Action::StopListening => {}
                 Action::Speak(prompt) => {
                     if on_air.take().is_some() {
-                        sip.audio.stop();
+                        line.stop();
                     }
                     on_air = Some(OnAir {
                         id: prompt.id,
@@ -203,14 +144,14 @@ async fn run(
                 Action::PausePlayback => {
                     if let Some(air) = on_air.as_mut() {
                         air.paused = true;
-                        sip.audio.stop();
+                        line.stop();
                     }
                 }
                 Action::ResumePlayback => {
                     if let Some(air) = on_air.as_mut() {
                         air.paused = false;
                         for samples in std::mem::take(&mut air.held) {
-                            if let Ok(clip) = sip.audio.play(samples.clone()).await {
+                            if let Ok(clip) = line.play(&samples).await {
                                 clips.insert(clip, air.id);
                                 air.outstanding.push((clip, samples));
                             }
@@ -219,7 +160,7 @@ async fn run(
                 }
                 Action::StopSpeaking => {
                     if on_air.take().is_some() {
-                        sip.audio.stop();
+                        line.stop();
                     }
                 }
                 Action::Understand(request) => {
@@ -237,30 +178,24 @@ async fn run(
                     }
                 }
                 Action::Transfer(request) => {
-                    let control = sip.control.clone();
                     let tx = transfer_tx.clone();
                     let tickets = Arc::clone(&deps.tickets);
-                    tokio::spawn(async move {
+                    let handing = line.hand_over(&request);
+                    let hand_over = async move {
                         // The ticket goes out before the transfer that carries its id.
                         if !tickets.wait_published(&request.ticket_id).await {
                             warn!(
                                 "the ticket has not reached the broker yet; transferring anyway (it stays in the outbox and at /tickets/{{id}})"
                             );
                         }
-                        let result = control.transfer(handover(&request)).await;
-                        let outcome = match result {
-                            Ok(t) => (TransferResult::Connected, t.bridged),
-                            Err(e) => {
-                                warn!(error = %e, "transfer failed; the caller is told and offered a call-back");
-                                (TransferResult::Failed, false)
-                            }
-                        };
-                        let _ = tx.send(outcome).await;
-                    });
+                        let _ = tx.send(handing.await).await;
+                    };
+                    // In this conversation's span: its lines carry the call and ticket ids.
+                    tokio::spawn(hand_over.instrument(tracing::Span::current()));
                 }
                 Action::HangUp => {
-                    if !bridged && !sip_ended {
-                        sip.control.hang_up().await;
+                    if !bridged && !line_ended {
+                        line.hang_up().await;
                     }
                 }
                 Action::Turn(report) => {
@@ -271,8 +206,8 @@ async fn run(
                 Action::Ended(outcome) => summary.outcome = outcome,
             }
         }
-        if sip_ended || (call.is_ended() && !bridged) {
-            break;
+        if line_ended || (call.is_ended() && !bridged) {
+            return;
         }
         let timeout = call.poll_timeout();
         let now = Instant::now();
@@ -281,21 +216,16 @@ async fn run(
                 shutting_down = true;
                 call.handle(Input::Shutdown, now);
             }
-            event = sip.events.recv() => match event {
-                Some(CallEvent::CallerAudio(samples)) => {
-                    let mut pcm = Vec::with_capacity(samples.len() * 2);
-                    upsampler.process(&samples, &mut pcm);
+            event = line.next_event() => match event {
+                Some(LineEvent::Audio(pcm)) => {
                     ring.push(&pcm, now);
                     if !bridged {
                         workers.hear_frame(pcm, now);
                     }
                 }
-                Some(CallEvent::Dtmf(d)) => {
-                    if let Some(key) = digit(d) {
-                        call.handle(Input::Dtmf(key), now);
-                    }
-                }
-                Some(CallEvent::PlaybackFinished(clip)) => {
+                Some(LineEvent::Key(key)) => call.handle(Input::Dtmf(key), now),
+                Some(LineEvent::PersonRequested) => call.handle(Input::PersonRequested, now),
+                Some(LineEvent::PlaybackFinished(clip)) => {
                     if let (Some(prompt), Some(air)) = (clips.remove(&clip), on_air.as_mut())
                         && air.id == prompt
                     {
@@ -306,10 +236,10 @@ async fn run(
                         }
                     }
                 }
-                Some(CallEvent::PlaybackStopped(stopped)) => {
+                Some(LineEvent::PlaybackStopped(stopped)) => {
                     if let Some(air) = on_air.as_mut().filter(|a| a.paused) {
                         // Keep the cut clips, in order, to resume after a backchannel.
-                        let mut cut: Vec<Vec<i16>> = air.outstanding.iter().filter(|(c, _)| stopped.contains(c)).map(|(_, s)| s.clone()).collect();
+                        let mut cut: Vec<Vec<f32>> = air.outstanding.iter().filter(|(c, _)| stopped.contains(c)).map(|(_, s)| s.clone()).collect();
                         air.outstanding.retain(|(c, _)| !stopped.contains(c));
                         cut.append(&mut air.held);
                         air.held = cut;
@@ -318,15 +248,15 @@ async fn run(
                         clips.remove(&clip);
                     }
                 }
-                Some(CallEvent::Ended(reason)) => {
-                    sip_ended = true;
-                    if matches!(reason, EndReason::CallerHungUp | EndReason::AgentHungUp | EndReason::Failed(_)) {
-                        call.handle(Input::HungUp, now);
-                    } else if reason == EndReason::Transferred {
-                        call.handle(Input::Transfer(TransferResult::Connected), now);
+                Some(LineEvent::Ended(end)) => {
+                    line_ended = true;
+                    match end {
+                        LineEnd::Gone => call.handle(Input::HungUp, now),
+                        LineEnd::Transferred => call.handle(Input::Transfer(TransferResult::Connected), now),
+                        LineEnd::Closed => {}
                     }
                 }
-                None => sip_ended = true,
+                None => line_ended = true,
             },
             Some((mut frame, at)) = workers.voice.recv() => {
                 frame.playout_db = on_air.as_ref().filter(|a| !a.paused && !a.outstanding.is_empty()).map(|a| a.level_db);
@@ -340,7 +270,7 @@ async fn run(
                         air.all_chunks = last;
                         if air.paused {
                             air.held.push(samples);
-                        } else if let Ok(clip) = sip.audio.play(samples.clone()).await {
+                        } else if let Ok(clip) = line.play(&samples).await {
                             if let Some(stopped) = caller_stopped.take() {
                                 summary.reply_latencies.push(stopped.elapsed());
                             }
@@ -357,27 +287,32 @@ async fn run(
                     }
                 }
             },
-            Some((result, was_bridged)) = transfer_rx.recv() => {
-                bridged = was_bridged;
+            Some(handed) = transfer_rx.recv() => {
+                let result = match handed {
+                    Ok(Handed::Bridged) => {
+                        bridged = true;
+                        TransferResult::Connected
+                    }
+                    Ok(Handed::Left) => TransferResult::Connected,
+                    Err(e) => {
+                        warn!(error = %e, "hand-over failed; the caller is told and offered a call-back");
+                        TransferResult::Failed
+                    }
+                };
                 call.handle(Input::Transfer(result), now);
             }
             () = sleep_until(timeout), if timeout.is_some() => call.handle_timeout(Instant::now()),
         }
     }
-    summary.dropped_frames = workers.dropped_frames.load(Ordering::Relaxed);
-    summary.media = sip.control.media_stats();
-    (summary.asr_rtf, summary.tts_rtf) = workers.real_time_factors();
-    summary.duration = started.elapsed();
-    Ok(summary)
 }
 
-/// Loads the call's per-call engine state off the reactor and starts its threads.
-async fn start_workers(deps: &PhoneDeps, call_id: &str, language: LanguageChoice) -> Result<Workers, String> {
+/// Loads the conversation's engine state off the reactor and starts its threads.
+async fn start_workers(deps: &LiveDeps, tag: &str, language: LanguageChoice) -> Result<Workers, String> {
     let engines = deps.engines.clone();
     let segmenter = deps.config.vad.segmenter();
     let threshold = deps.config.vad.threshold;
     let analyzer = (deps.analyzer)();
-    let call_id = call_id.to_owned();
+    let tag = tag.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut ear = Ear::new(&engines, segmenter).map_err(|e| e.to_string())?;
         ear.prepare(&language).map_err(|e| e.to_string())?;
@@ -385,22 +320,10 @@ async fn start_workers(deps: &PhoneDeps, call_id: &str, language: LanguageChoice
         let vad = FrameVad::new(vad_model, threshold).map_err(|e| e.to_string())?;
         let tts = engines.tts.clone().ok_or("the TTS is not loaded")?;
         let understanding = Understanding::new(analyzer, Some(ear), language);
-        Ok(Workers::start(&call_id, vad, understanding, Mouth::new(tts)))
+        Ok(Workers::start(&tag, vad, understanding, Mouth::new(tts)))
     })
     .await
     .map_err(|e| format!("engine start-up panicked: {e}"))?
-}
-
-/// The SIP side of a hand-over: only the ticket's key and routing travel.
-fn handover(request: &TransferRequest) -> Handover {
-    Handover {
-        ticket_id: request.ticket_id.clone(),
-        intent: request.intent.clone(),
-        emotion: request.emotion.clone(),
-        escalation_reason: request.reason.code().to_owned(),
-        priority: request.priority.to_string(),
-        skill_group: Some(request.skill_group.clone()),
-    }
 }
 
 /// Sleeps until `deadline` (never returns for `None`; the branch is disabled then).

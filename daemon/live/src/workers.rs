@@ -1,4 +1,4 @@
-//! A call's engine threads: voice activity per frame, recognition and
+//! A conversation's engine threads: voice activity per frame, recognition and
 //! understanding, speech synthesis. Each owns its per-call engine state and
 //! talks to the call task over bounded channels, so inference never runs on
 //! the reactor and one slow engine never stalls the others.
@@ -18,15 +18,14 @@ use tracing::warn;
 use voicebot_audio::ENGINE_RATE;
 use voicebot_conversation::{FrameVad, Mouth, Understanding};
 use voicebot_dialog::call::{Input, Prompt, PromptId, UtteranceId, VoiceFrame};
-use voicebot_rtp::telephone_band::Downsampler;
 
 /// Caller frames (20 ms) the VAD may fall behind before frames are dropped.
 pub(crate) const VAD_QUEUE: usize = 50;
 
-/// Bot speech on its way to the line: 8 kHz, as the SIP media task takes it.
+/// Bot speech on its way to the line: 16 kHz mono, as [`crate::Line::play`] takes it.
 #[derive(Debug)]
 pub(crate) enum Spoken {
-    Chunk { prompt: PromptId, samples: Vec<i16>, last: bool, level_db: f32 },
+    Chunk { prompt: PromptId, samples: Vec<f32>, last: bool, level_db: f32 },
     Failed { prompt: PromptId, error: String },
 }
 
@@ -165,7 +164,7 @@ fn spawn(name: String, work: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// Synthesises a prompt first sentence first and sends each part at 8 kHz,
+/// Synthesises a prompt first sentence first and sends each part at 16 kHz,
 /// recording each part's real-time factor (prepared prompts count, near 0).
 fn speak(
     mouth: &mut Mouth,
@@ -173,19 +172,18 @@ fn speak(
     out: &mpsc::Sender<Spoken>,
     rtf: &Mutex<RealTime>,
 ) -> Result<(), ()> {
-    let record = |started: Instant, samples: &[i16]| {
+    let record = |started: Instant, samples: &[f32]| {
         if !samples.is_empty() {
-            let audio_s = samples.len() as f32 / 8000.0;
+            let audio_s = samples.len() as f32 / ENGINE_RATE as f32;
             lock_rtf(rtf).tts.push(started.elapsed().as_secs_f32() / audio_s);
         }
     };
     let started = Instant::now();
-    let to_line = |audio: &voicebot_core::engine::SynthesizedAudio| -> Result<(Vec<i16>, f32), String> {
+    let to_line = |audio: &voicebot_core::engine::SynthesizedAudio| -> Result<(Vec<f32>, f32), String> {
         let wide = voicebot_audio::resample(&audio.samples, audio.sample_rate, ENGINE_RATE)
             .map_err(|e| e.to_string())?;
-        let mut narrow = Vec::with_capacity(wide.len() / 2 + 1);
-        Downsampler::new().process(&wide, &mut narrow);
-        Ok((narrow, voicebot_conversation::level_db(&wide)))
+        let level = voicebot_conversation::level_db(&wide);
+        Ok((wide, level))
     };
     let send = |message: Spoken| out.blocking_send(message).map_err(|_| ());
     let first = mouth.start(prompt).map_err(|e| e.to_string()).and_then(|u| {

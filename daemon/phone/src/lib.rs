@@ -1,60 +1,43 @@
 //! The phone line: every answered SIP call gets its own conversation.
 //!
 //! [`serve`] takes the calls the SIP user agent answers and runs one
-//! [`call_task`] each, on the daemon's task tracker with a child cancellation
-//! token. Inside a call, the sans-IO [`voicebot_dialog::call::Call`] decides;
-//! the engines run on the call's own worker threads ([`workers`]) so the
-//! reactor never waits on inference; bot speech is paced by the SIP media task.
-//!
-//! Hand-over: the ticket goes to the [`TicketSink`] (the durable outbox, then
-//! MQTT) and only when it is stored does the SIP transfer carry its id.
+//! [`serve_call`] each, on the daemon's task tracker with a child cancellation
+//! token. A call is a [`voicebot_live::Line`] ([`sip_line`]): G.711 audio at
+//! 8 kHz widened to 16 kHz for the engines, bot speech narrowed back, RFC 4733
+//! keys, and the hand-over as a REFER or a bridged INVITE carrying the ticket's
+//! id. The conversation itself is [`voicebot_live::run_conversation`].
 
-mod call_task;
-mod workers;
+mod sip_line;
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
-use voicebot_core::config::Config;
-use voicebot_dialog::ticket::Ticket;
-use voicebot_engines::loader::Engines;
-use voicebot_sip::IncomingCall;
-use voicebot_understanding::analysis::Analyzer;
+use tracing::{Instrument, info, info_span};
+use voicebot_dialog::call::Channel;
+use voicebot_live::{Caller, ConversationSummary, LiveDeps};
+use voicebot_sip::{IncomingCall, MediaStats};
 
-pub use call_task::{CallSummary, serve_call};
-
-/// Where hand-over tickets go before a transfer (the fleet's outbox).
-#[async_trait::async_trait]
-pub trait TicketSink: Send + Sync {
-    /// Stores the ticket durably (and queues it for publication).
-    ///
-    /// # Errors
-    /// A description of why it could not be stored.
-    async fn hand_over(&self, ticket: &Ticket) -> Result<(), String>;
-
-    /// Waits (boundedly) until the stored ticket has reached the agents' side
-    /// (the MQTT broker). `true`: published, or there is no broker to wait for
-    /// (tickets stay local). `false`: the broker is down or slow; the transfer
-    /// goes ahead anyway (never dead air) and the ticket follows from the outbox.
-    async fn wait_published(&self, _ticket_id: &str) -> bool {
-        true
-    }
-}
+pub use sip_line::handover_for;
+pub use voicebot_live::TicketSink;
 
 /// What every call shares.
 pub struct PhoneDeps {
-    pub config: Config,
-    pub engines: Engines,
-    /// The analyzer for the pack in use; a call keeps the one it started with.
-    pub analyzer: Arc<dyn Fn() -> Arc<Analyzer> + Send + Sync>,
-    pub tickets: Arc<dyn TicketSink>,
+    pub live: LiveDeps,
     /// Called when a call is answered (metrics).
     pub on_call_start: Arc<dyn Fn() + Send + Sync>,
     /// Called with each finished call (metrics, call events).
     pub on_call_end: Arc<dyn Fn(&CallSummary) + Send + Sync>,
+}
+
+/// How a call went, for metrics and call events.
+#[derive(Debug, Clone)]
+pub struct CallSummary {
+    pub call_id: String,
+    pub conversation: ConversationSummary,
+    /// The call's RTP counters at its end.
+    pub media: MediaStats,
 }
 
 /// Runs a conversation for every incoming call until `cancel`.
@@ -80,4 +63,37 @@ pub async fn serve(
         (deps.on_call_start)();
         tracker.spawn(serve_call(call, Arc::clone(&deps), cancel.child_token()));
     }
+}
+
+/// Runs the conversation for one answered call until it ends.
+///
+/// # Cancel safety
+/// `cancel` closes the call politely (a closing prompt, then hang-up) rather
+/// than dropping it; the future itself should be run to completion.
+pub async fn serve_call(call: IncomingCall, deps: Arc<PhoneDeps>, cancel: CancellationToken) {
+    let ticket_id = ulid::Ulid::new().to_string();
+    let span = info_span!("call", call_id = %call.info.call_id, ticket_id = %ticket_id);
+    async move {
+        let call_id = call.info.call_id.clone();
+        let info = &call.info;
+        let caller = Caller {
+            channel: Channel::Phone,
+            line: (!info.dialled.is_empty()).then(|| info.dialled.clone()),
+            number: (!info.caller.is_empty()).then(|| info.caller.clone()),
+        };
+        let setup = deps.live.setup(caller, ticket_id);
+        let mut line = sip_line::SipLine::new(call);
+        let conversation =
+            voicebot_live::run_conversation(&mut line, setup, &deps.live, cancel, &call_id).await;
+        let summary = CallSummary { call_id, media: line.media_stats(), conversation };
+        info!(
+            outcome = summary.conversation.outcome.code(),
+            reason = summary.conversation.outcome.reason().map(|r| r.code()),
+            turns = summary.conversation.intents.len(),
+            "call ended"
+        );
+        (deps.on_call_end)(&summary);
+    }
+    .instrument(span)
+    .await;
 }

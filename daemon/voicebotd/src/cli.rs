@@ -92,6 +92,19 @@ pub(crate) enum Command {
     CheckConfig { file: PathBuf },
     /// Print the embedded default config.
     PrintDefaultConfig,
+    /// Check this box: accelerator, libraries, models, audio devices, broker and SIP;
+    /// one `PASS|WARN|FAIL <check>: <detail>` line each, exit 1 on any FAIL.
+    Doctor {
+        /// One JSON object per line: {"check","status","detail"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the audio devices the kiosk can use ([kiosk] input/output take the NAME column).
+    Devices {
+        /// One JSON object per line: {"name","description","input","output"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch, list and verify models.
     Models {
         #[command(subcommand)]

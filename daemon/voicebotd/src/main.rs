@@ -102,5 +102,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Tickets { action } => commands::tickets::run(&load_config(&cli)?, action),
         Command::Models { action } => commands::models::run(&load_config(&cli)?, action),
+        Command::Devices { json } => commands::devices::run(*json),
+        Command::Doctor { json } => commands::doctor::run(cli.config.as_deref(), load_config(&cli), *json),
     }
 }

@@ -377,6 +377,24 @@ fn model_updates_fail_safe_on_a_bad_sha256_and_switch_after_a_resumed_download_a
     assert!(lines.iter().any(|l| l.contains("model swapped by a fleet job")), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("log filter changed")), "{lines:#?}");
 
+    // A config update: [dialog] applies live (for new conversations), the rest on restart.
+    let before = std::fs::read_to_string(&config).unwrap();
+    let updated = format!("{before}[dialog]\nend_of_turn_ms = 700\nelder_lines = [\"8001\"]\n[tts]\nrate = 1.1\n");
+    let id = jobs.send("config_update", json!({"toml": updated}));
+    let (result, _) = recorder.result("config_update", &id, Duration::from_secs(30));
+    assert_eq!(result["status"], "succeeded", "{result}");
+    let keys = |field: &str| -> Vec<String> {
+        result["detail"][field].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(keys("applied_live"), ["dialog.elder_lines", "dialog.end_of_turn_ms"], "{result}");
+    assert_eq!(keys("restart_required"), ["tts.rate"], "{result}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), updated, "persisted");
+    // A `kiosk` job on a box without a kiosk fails and says why.
+    let id = jobs.send("kiosk", json!({"action": "assist"}));
+    let (result, _) = recorder.result("kiosk", &id, Duration::from_secs(30));
+    assert_eq!(result["status"], "failed", "{result}");
+    assert!(result["message"].as_str().unwrap().contains("no kiosk runs here"), "{result}");
+
     Command::new("kill").arg("-TERM").arg(daemon.0.id().to_string()).status().unwrap();
     let status = daemon.0.wait().unwrap();
     assert!(status.success(), "{status:?}");

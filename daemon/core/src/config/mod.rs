@@ -8,6 +8,7 @@
 pub mod dialog;
 pub mod fleet;
 pub mod http;
+pub mod kiosk;
 pub mod raw;
 pub mod sip;
 
@@ -21,6 +22,7 @@ use raw::RawConfig;
 pub use dialog::DialogConfig;
 pub use fleet::{BrokerUrl, FleetConfig, MqttConfig};
 pub use http::{HttpConfig, ReportConfig};
+pub use kiosk::{KioskAction, KioskConfig, KioskTrigger};
 pub use sip::{CallerAuth, CallerSecret, PeerNet, RegistrarConfig, SipConfig, TransferConfig, TransferMode};
 
 /// The embedded default configuration.
@@ -53,6 +55,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub report: ReportConfig,
     pub dialog: DialogConfig,
+    pub kiosk: KioskConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +291,7 @@ fn validate(raw: RawConfig, origin: &str) -> Result<Config, ConfigError> {
         http: http::validate_http(&raw.http, origin)?,
         report: http::validate_report(&raw.report, origin)?,
         dialog: dialog::validate_dialog(&raw.dialog, origin)?,
+        kiosk: kiosk::validate_kiosk(&raw.kiosk, origin)?,
     })
 }
 

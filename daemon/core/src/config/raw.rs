@@ -85,6 +85,17 @@ section!(RawFleet {
     job_window_s: u32,
 });
 section!(RawHttp { listen: String, token_file: String });
+section!(RawKiosk {
+    enabled: bool,
+    id: String,
+    input: String,
+    output: String,
+    triggers: Vec<String>,
+    gpio_file: String,
+    gpio_action: String,
+    echo_gate_dbfs: f32,
+    rest_s: u32,
+});
 section!(RawReport {
     store: String,
     publish_hour_utc: u32,
@@ -149,6 +160,8 @@ pub struct RawConfig {
     pub http: RawHttp,
     #[serde(default)]
     pub report: RawReport,
+    #[serde(default)]
+    pub kiosk: RawKiosk,
 }
 
 impl RawConfig {
@@ -167,6 +180,7 @@ impl RawConfig {
             sip: self.sip.or(fallback.sip),
             http: self.http.or(fallback.http),
             report: self.report.or(fallback.report),
+            kiosk: self.kiosk.or(fallback.kiosk),
             dialog: self.dialog.or(fallback.dialog),
         }
     }

@@ -154,6 +154,10 @@ pub enum Input {
     },
     /// A keypad digit (RFC 4733 or SIP INFO): `0`-`9`, `*`, `#`.
     Dtmf(char),
+    /// The caller asked for a person other than by speech or keypad (a kiosk's
+    /// "call assistance" button): as pressing `0`, even while digits are
+    /// being collected.
+    PersonRequested,
     /// The prompt finished playing.
     PlaybackFinished(PromptId),
     Transfer(TransferResult),
@@ -361,6 +365,13 @@ impl Call {
                 self.heard(utterance, heard, now);
             }
             Input::Dtmf(digit) => self.dtmf(digit, now),
+            Input::PersonRequested => {
+                if self.phase == Phase::Conversing {
+                    self.no_input_at = None;
+                    self.silences = 0;
+                    self.keypad_event(KeypadEvent::Zero, now);
+                }
+            }
             Input::PlaybackFinished(id) => self.finished(id, now),
             Input::Transfer(result) => self.transferred(result, now),
             Input::HungUp => self.end(CallEnd::CallerHungUp),

@@ -463,6 +463,25 @@ fn pressing_zero_hands_over_and_the_ticket_goes_out_before_the_transfer() {
 }
 
 #[test]
+fn a_call_assistance_button_hands_over_even_while_digits_are_collected() {
+    let mut sim = Sim::phone();
+    sim.finish_prompt();
+    let ask = sim.says(600, said("where is my order", "order_status", 0.9, 0));
+    assert!(ask.text.to_lowercase().contains("order number"), "{}", ask.text);
+    sim.finish_prompt();
+    // A `0` key now would be a digit of the order number; the button is not.
+    sim.input(Input::PersonRequested);
+    let promise = sim.finish_prompt();
+    assert_eq!(promise.purpose, Purpose::Handover);
+    let Some(Action::Transfer(request)) =
+        sim.log.iter().map(|(_, a)| a).find(|a| matches!(a, Action::Transfer(_))).cloned()
+    else {
+        panic!("no transfer: {:?}", sim.log)
+    };
+    assert_eq!(request.reason, EscalationReason::Requested);
+}
+
+#[test]
 fn failing_speech_offers_the_keypad_menu_then_hands_over() {
     let mut sim = Sim::phone();
     sim.finish_prompt();

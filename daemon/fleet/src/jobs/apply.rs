@@ -66,6 +66,15 @@ pub trait DeviceHooks: Send + Sync + 'static {
         Err("this daemon cannot restart itself".into())
     }
 
+    /// Presses the kiosk's button remotely: `talk` starts a conversation,
+    /// `assist` one that goes straight to a person; returns what happened.
+    ///
+    /// # Errors
+    /// This box has no kiosk running (or it does not take fleet triggers).
+    fn kiosk_trigger(&self, _assist: bool) -> Result<String, String> {
+        Err("this box runs no kiosk that takes fleet triggers ([kiosk] enabled, \"mqtt\" in triggers)".into())
+    }
+
     /// Puts a validated pack in use (atomically, for new calls).
     ///
     /// # Errors
@@ -146,6 +155,13 @@ struct TomlParams {
 
 #[derive(Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum KioskParams {
+    Talk,
+    Assist,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum DiagnosticsParams {
     LogLevel { filter: String },
     ModelsVerify,
@@ -175,6 +191,15 @@ pub fn execute(job: &Job, ctx: &JobContext, progress: &mut dyn FnMut(&str, Value
             Ok(p) => model_update::run(job, ctx, p, progress),
             Err(e) => failed(format!(
                 "model_update params must be {{\"model\": \"<name or file>\", \"file\"?: …, \"url\": \"http(s)://…|file://…|path\", \"sha256\": …, \"size\": n}} or {{\"model\": …, \"rollback\": true}}: {e}"
+            )),
+        },
+        "kiosk" => match serde_json::from_value::<KioskParams>(job.params.clone()) {
+            Ok(p) => match ctx.hooks.kiosk_trigger(matches!(p, KioskParams::Assist)) {
+                Ok(message) => Outcome { ok: true, message, detail: Value::Null },
+                Err(e) => failed(format!("kiosk: {e}")),
+            },
+            Err(e) => failed(format!(
+                "kiosk params must be {{\"action\": \"talk\"}} or {{\"action\": \"assist\"}}: {e}"
             )),
         },
         other => failed(format!("no executor for command {other:?}")),

@@ -68,7 +68,7 @@ pub enum Rejection {
     ReplayedNonce { nonce: String, by: String },
     #[error("job queue full ({0} jobs waiting); retry later")]
     Busy(usize),
-    #[error("unknown command {0:?} (known: config_update, pack_update, diagnostics)")]
+    #[error("unknown command {0:?} (known: config_update, pack_update, diagnostics, model_update, kiosk)")]
     UnknownCommand(String),
 }
 

@@ -24,7 +24,7 @@ use super::envelope::{self, Job, Rejection};
 pub const MAX_QUEUED: usize = 16;
 
 /// The commands this build executes.
-pub const COMMANDS: [&str; 4] = ["config_update", "pack_update", "diagnostics", "model_update"];
+pub const COMMANDS: [&str; 5] = ["config_update", "pack_update", "diagnostics", "model_update", "kiosk"];
 
 /// A job's lifecycle step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

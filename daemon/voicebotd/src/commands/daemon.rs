@@ -7,7 +7,8 @@
 //! knowledge pack: a pack that fails validation is rejected and the one in use
 //! stays; a valid one is indexed off the reactor and swapped in atomically
 //! (calls in progress keep the pack they started with). The fleet (outbox and
-//! MQTT) and the phone line (SIP, one conversation per call) run on the tracker.
+//! MQTT), the phone line (SIP, one conversation per call) and the kiosk (a
+//! local microphone and speaker, when enabled) run on the tracker.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,8 +27,10 @@ use voicebot_understanding::pack::{KnowledgePack, PackStore};
 use crate::error::CliError;
 use crate::nlu;
 
+mod agent_desk;
 mod engines;
 mod fleet;
+mod kiosk;
 mod observe;
 mod phone;
 mod self_test;
@@ -85,6 +88,8 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
         restart: fleet::RestartRequest::new(shutdown.clone()),
         pack,
         analyzer: RwLock::new(Arc::new(analyzer)),
+        kiosk_triggers: std::sync::OnceLock::new(),
+        dialog: Arc::new(RwLock::new(config.dialog.clone())),
     });
     // The fleet: the ticket outbox always, the MQTT link when a broker is set.
     // It stops on the daemon's shutdown, flushing the outbox within its deadline.
@@ -100,8 +105,18 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
         let active = Box::new(move || calls.metrics().snapshot().active);
         Arc::new(observe::Health::new(&brain, &fleet, phone.as_ref().map(|p| p.serving.clone()), active))
     };
+    // The kiosk: its visits drain like calls, before the outbox flushes.
+    let kiosk_tasks = TaskTracker::new();
+    let agents = phone.as_ref().map(|p| p.agent_desk());
+    if let Some(triggers) =
+        kiosk::start(&brain, &fleet, &observability, agents, &kiosk_tasks, shutdown.child_token()).await
+    {
+        let _ = brain.kiosk_triggers.set(triggers);
+    }
+    let sip_stats = phone.as_ref().map(|p| p.agent.stats_reader());
     let http =
-        observe::start(&brain, &fleet, &observability, &health, &tracker, shutdown.child_token()).await?;
+        observe::start(&brain, &fleet, &observability, &health, sip_stats, &tracker, shutdown.child_token())
+            .await?;
     tracker.spawn(reload_on_sighup(Arc::clone(&brain), hangups, shutdown.clone()));
     info!(
         model_dir = %config.models.dir.display(),
@@ -123,8 +138,13 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), CliEr
     notifier.notify("STOPPING=1\nSTATUS=Draining calls");
     health.set_stopping();
     // Drain: no new calls, running calls close politely, then the outbox flushes.
+    kiosk_tasks.close();
+    let visits = kiosk_tasks.wait();
     if let Some(phone) = phone {
         phone.drain(CALL_DRAIN_DEADLINE).await;
+    }
+    if tokio::time::timeout(CALL_DRAIN_DEADLINE, visits).await.is_err() {
+        warn!(deadline = ?CALL_DRAIN_DEADLINE, "the kiosk's conversation did not close in time");
     }
     fleet_stop.cancel();
     tracker.close();
@@ -151,6 +171,10 @@ struct Brain {
     analyzer: RwLock<Arc<Analyzer>>,
     /// Set by a `diagnostics` restart job.
     restart: fleet::RestartRequest,
+    /// The `[dialog]` settings new conversations take; a `config_update` job swaps them.
+    dialog: Arc<RwLock<voicebot_core::config::DialogConfig>>,
+    /// Where `kiosk` fleet jobs send their trigger, once the kiosk runs.
+    kiosk_triggers: std::sync::OnceLock<tokio::sync::mpsc::Sender<voicebot_kiosk::triggers::Trigger>>,
 }
 
 impl Brain {

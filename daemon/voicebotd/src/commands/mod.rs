@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub(crate) mod daemon;
+pub(crate) mod devices;
+pub(crate) mod doctor;
 pub(crate) mod models;
 pub(crate) mod say;
 pub(crate) mod simulate;

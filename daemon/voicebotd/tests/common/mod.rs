@@ -1,9 +1,12 @@
-//! Peers shared by the daemon's phone-line tests: `voicebotd run` on free
-//! loopback ports with its log captured, a real mosquitto broker, and the
-//! scripted SIP caller in [`uac`].
+//! Peers shared by the daemon's end-to-end tests: `voicebotd run` on free
+//! loopback ports with its log captured, a real mosquitto broker, the
+//! scripted SIP caller in [`uac`], baresip and a busy agent desk in
+//! [`peers`], and a virtual sound card in [`sound`].
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod peers;
+pub mod sound;
 pub mod uac;
 
 use std::io::{BufRead, BufReader};

@@ -51,7 +51,14 @@ pub(super) fn start(
             pack: format!("{} {}", pack.name, pack.version),
         },
         capabilities: Capabilities {
-            channels: vec![],
+            channels: ["phone", "kiosk"]
+                .into_iter()
+                .filter(|c| match *c {
+                    "phone" => config.sip.listen_udp.is_some() || config.sip.listen_tcp.is_some(),
+                    _ => config.kiosk.enabled,
+                })
+                .map(str::to_owned)
+                .collect(),
             languages: pack.languages.iter().map(|l| l.to_string()).collect(),
             accelerator: None,
             commands: COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
@@ -142,6 +149,22 @@ impl DeviceHooks for DaemonHooks {
         )
     }
 
+    fn kiosk_trigger(&self, assist: bool) -> Result<String, String> {
+        use voicebot_core::config::{KioskAction, KioskTrigger};
+        let Some(triggers) = self.brain.kiosk_triggers.get() else {
+            return Err("no kiosk runs here, or it does not take fleet triggers ([kiosk] enabled, \"mqtt\" in triggers)".into());
+        };
+        let action = if assist { KioskAction::Assist } else { KioskAction::Talk };
+        triggers
+            .try_send(voicebot_kiosk::triggers::Trigger::Start { by: KioskTrigger::Mqtt, action })
+            .map_err(|e| format!("the kiosk cannot take it now: {e}"))?;
+        Ok(if assist {
+            "the kiosk is calling an agent".into()
+        } else {
+            "the kiosk starts a conversation".into()
+        })
+    }
+
     fn restart(&self) -> Result<String, String> {
         self.brain.restart.request("fleet job");
         Ok(format!(
@@ -152,16 +175,23 @@ impl DeviceHooks for DaemonHooks {
     }
 
     fn config_applied(&self, config: &Config, changed: &[String]) -> Result<Vec<String>, String> {
-        // The log filter is the only setting that reaches running code; the
-        // phone line copies its config when it starts, so every other key
-        // (the [dialog] timers and thresholds included) waits for a restart.
-        let _ = config;
-        Ok(changed.iter().filter(|k| LIVE_KEYS.contains(&k.as_str())).cloned().collect())
+        // [dialog] (timers, escalation policy, elder lines, VIP callers) is read
+        // by each conversation when it starts: swap it, and the next call or
+        // kiosk visit uses it (those in progress keep theirs). Everything else
+        // is wired into running tasks at start and waits for a restart.
+        let live: Vec<String> = changed.iter().filter(|k| applies_live(k)).cloned().collect();
+        if !live.is_empty() {
+            *self.brain.dialog.write().unwrap_or_else(|p| p.into_inner()) = config.dialog.clone();
+            tracing::info!(keys = ?live, "[dialog] settings changed by a fleet job; new conversations use them");
+        }
+        Ok(live)
     }
 }
 
-/// Config keys a `config_update` applies without a restart.
-const LIVE_KEYS: [&str; 0] = [];
+/// Whether a changed config key takes effect without a restart.
+fn applies_live(key: &str) -> bool {
+    key == "dialog" || key.starts_with("dialog.")
+}
 
 /// How long a restart waits, so the job's result reaches the broker first.
 const RESTART_DELAY: Duration = Duration::from_secs(1);

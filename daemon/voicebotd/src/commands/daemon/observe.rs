@@ -16,8 +16,11 @@ use voicebot_dialog::outcome::Outcome;
 use voicebot_fleet::Fleet;
 use voicebot_http::auth::Token;
 use voicebot_http::server::{Backend, Bound, Service};
-use voicebot_http::{CallRecord, DailySettings, Metrics, Observability, ReportStore, RtpRecord, TurnRecord};
-use voicebot_phone::CallSummary;
+use voicebot_http::{
+    CallRecord, DailySettings, Metrics, Observability, ReportStore, RtpRecord, SipCounters, TurnRecord,
+};
+use voicebot_live::ConversationSummary;
+use voicebot_sip::SipStatsReader;
 
 use super::Brain;
 use crate::error::CliError;
@@ -79,6 +82,8 @@ impl Health {
 struct DaemonBackend {
     health: Arc<Health>,
     fleet: Fleet,
+    /// `None` when SIP is off.
+    sip: Option<SipStatsReader>,
 }
 
 impl Backend for DaemonBackend {
@@ -88,6 +93,21 @@ impl Backend for DaemonBackend {
 
     fn active_calls(&self) -> u64 {
         (self.health.active_calls)()
+    }
+
+    fn sip(&self) -> Option<SipCounters> {
+        let stats = self.sip.as_ref()?.stats();
+        Some(SipCounters {
+            requests: stats.requests,
+            rejected: stats.rejected,
+            dropped: stats.dropped,
+            unparseable: stats.unparseable,
+            forbidden: stats.forbidden,
+            busy: stats.busy,
+            challenged: stats.challenged,
+            calls_answered: stats.calls_answered,
+            calls_failed: stats.calls_failed,
+        })
     }
 
     fn outbox_backlog(&self) -> Option<u64> {
@@ -134,7 +154,8 @@ fn report_store_path(brain: &Brain, fleet: &Fleet) -> PathBuf {
 }
 
 /// Starts the HTTP server (when `[http] listen` is set) and the daily report
-/// task (when there is a store). Returns the bound address.
+/// task (when there is a store). Returns the bound address. `sip`: the phone
+/// line's counters for `/metrics`, `None` when SIP is off.
 ///
 /// # Errors
 /// The token file is unreadable or the address cannot be bound.
@@ -143,6 +164,7 @@ pub(super) async fn start(
     fleet: &Fleet,
     observability: &Observability,
     health: &Arc<Health>,
+    sip: Option<SipStatsReader>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Option<SocketAddr>, CliError> {
@@ -176,7 +198,7 @@ pub(super) async fn start(
         metrics: Arc::clone(&observability.metrics),
         report: observability.store.clone(),
         token,
-        backend: Arc::new(DaemonBackend { health: Arc::clone(health), fleet: fleet.clone() }),
+        backend: Arc::new(DaemonBackend { health: Arc::clone(health), fleet: fleet.clone(), sip }),
         box_name: fleet.topics().status().trim_end_matches("/status").to_owned(),
     });
     bound.serve(service, tracker, shutdown);
@@ -184,11 +206,15 @@ pub(super) async fn start(
     Ok(addr)
 }
 
-/// What a finished phone call tells the metrics and the report.
-pub(super) fn call_record(summary: &CallSummary) -> CallRecord {
-    let media = summary.media;
+/// What a finished conversation (a phone call, with its RTP counters, or a
+/// kiosk visit) tells the metrics and the report.
+pub(super) fn call_record(
+    call_id: &str,
+    summary: &ConversationSummary,
+    rtp: Option<RtpRecord>,
+) -> CallRecord {
     CallRecord {
-        call_id: summary.call_id.clone(),
+        call_id: call_id.to_owned(),
         ended_ms: voicebot_http::now_ms(),
         duration: summary.duration,
         outcome: summary.outcome.code().to_owned(),
@@ -210,11 +236,16 @@ pub(super) fn call_record(summary: &CallSummary) -> CallRecord {
         reply_latencies: summary.reply_latencies.clone(),
         asr_rtf: summary.asr_rtf.clone(),
         tts_rtf: summary.tts_rtf.clone(),
-        rtp: Some(RtpRecord {
-            packets_received: media.packets_received,
-            frames_played: media.packets_received,
-            frames_lost: media.concealed_frames,
-            jitter: Duration::from_micros(media.jitter_us),
-        }),
+        rtp,
+    }
+}
+
+/// A phone call's RTP counters for the report.
+pub(super) fn rtp_record(media: &voicebot_sip::MediaStats) -> RtpRecord {
+    RtpRecord {
+        packets_received: media.packets_received,
+        frames_played: media.packets_received,
+        frames_lost: media.concealed_frames,
+        jitter: Duration::from_micros(media.jitter_us),
     }
 }

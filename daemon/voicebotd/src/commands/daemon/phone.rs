@@ -12,13 +12,15 @@ use voicebot_dialog::outcome::Outcome;
 use voicebot_dialog::ticket::Ticket;
 use voicebot_fleet::Fleet;
 use voicebot_fleet::telemetry::CallEnd;
-use voicebot_phone::{CallSummary, PhoneDeps, TicketSink};
+use voicebot_live::{ConversationSummary, LiveDeps, TicketSink};
+use voicebot_phone::{CallSummary, PhoneDeps};
 use voicebot_sip::UserAgent;
 
 use super::Brain;
 use crate::error::CliError;
 
-struct Outbox(Fleet);
+/// The fleet's outbox as the conversations' ticket sink (phone and kiosk).
+pub(super) struct Outbox(pub(super) Fleet);
 
 #[async_trait::async_trait]
 impl TicketSink for Outbox {
@@ -42,6 +44,11 @@ pub(super) struct PhoneLine {
 }
 
 impl PhoneLine {
+    /// The kiosk's way to a person: calls to the agent queue from this user agent.
+    pub(super) fn agent_desk(&self) -> Arc<dyn voicebot_kiosk::agent::AgentDesk> {
+        super::agent_desk::SipAgentDesk::shared(self.agent.agent_dialer())
+    }
+
     /// The graceful stop, once `shutdown` (given to [`start`]) has fired and
     /// the calls are closing politely: new INVITEs get 503, running calls get
     /// up to `deadline` to say their closing message or finish their transfer,
@@ -84,20 +91,20 @@ pub(super) async fn start(
         .await
         .map_err(|e| CliError::Failed(format!("cannot start the phone line: {e}")))?;
     info!(udp = ?agent.udp_addr(), tcp = ?agent.tcp_addr(), "phone line listening");
-    let analyzer_brain = Arc::clone(brain);
     let started = fleet.clone();
     let ended = fleet.clone();
     let observed = observability.clone();
     let deps = Arc::new(PhoneDeps {
-        config: brain.config.clone(),
-        // Each call opens its streams on the engines in use when it starts.
-        engines: super::engines::proxies(&brain.engines),
-        analyzer: Arc::new(move || analyzer_brain.current_analyzer()),
-        tickets: Arc::new(Outbox(fleet.clone())),
+        live: live_deps(brain, fleet),
         on_call_start: Arc::new(move || started.metrics().call_started()),
         on_call_end: Arc::new(move |summary: &CallSummary| {
-            record(&ended, summary);
-            observed.call_ended(super::observe::call_record(summary));
+            record(&ended, "phone", &summary.call_id, &summary.conversation);
+            let rtp = super::observe::rtp_record(&summary.media);
+            observed.call_ended(super::observe::call_record(
+                &summary.call_id,
+                &summary.conversation,
+                Some(rtp),
+            ));
         }),
     });
     let tracker = TaskTracker::new();
@@ -105,7 +112,21 @@ pub(super) async fn start(
     Ok(Some(PhoneLine { agent, serving, calls: tracker }))
 }
 
-fn record(fleet: &Fleet, summary: &CallSummary) {
+/// What every live conversation (phone or kiosk) shares from the daemon.
+pub(super) fn live_deps(brain: &Arc<Brain>, fleet: &Fleet) -> LiveDeps {
+    let analyzer_brain = Arc::clone(brain);
+    LiveDeps {
+        config: brain.config.clone(),
+        dialog: Arc::clone(&brain.dialog),
+        // Each conversation opens its streams on the engines in use when it starts.
+        engines: super::engines::proxies(&brain.engines),
+        analyzer: Arc::new(move || analyzer_brain.current_analyzer()),
+        tickets: Arc::new(Outbox(fleet.clone())),
+    }
+}
+
+/// A finished conversation into the fleet's metrics and call events.
+pub(super) fn record(fleet: &Fleet, channel: &str, call_id: &str, summary: &ConversationSummary) {
     let end = match summary.outcome {
         Outcome::Resolved => CallEnd::Resolved,
         Outcome::Escalated(_) => CallEnd::HandedOver,
@@ -113,8 +134,8 @@ fn record(fleet: &Fleet, summary: &CallSummary) {
     };
     fleet.metrics().call_ended(end);
     fleet.call_event(json!({
-        "call_id": summary.call_id,
-        "channel": "phone",
+        "call_id": call_id,
+        "channel": channel,
         "outcome": summary.outcome.code(),
         "reason": summary.outcome.reason().map(|r| r.code()),
         "ticket_id": summary.ticket_id,
