@@ -4,15 +4,29 @@
 # the runtime libraries it loads (sherpa-onnx C API and ONNX Runtime, found by
 # the binary's rpath $ORIGIN/../lib/voicebotd).
 #
-#   cross/build-deb.sh            # -> target/debian/voicebotd_<version>_<arch>.deb
+#   cross/build-deb.sh                    # -> target/debian/voicebotd_<version>_<arch>.deb
+#   cross/build-deb.sh --profile dev --output DIR
+#                                         # a quick, stripped package of the debug build
+#                                         # (what tests/package.rs checks)
 #
 # Needs the models' sherpa-onnx runtime (scripts/setup.sh) and cargo-deb
 # (installed with `cargo install cargo-deb --locked` if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+profile=release
+output=target/debian
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile="$2"; shift 2 ;;
+    --output) output="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "build-deb: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
-cargo build --release --locked -p voicebotd
+cargo build --profile "$profile" --locked -p voicebotd
+bin_dir=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 staging=target/deb-staging/lib
 rm -rf "$staging" && mkdir -p "$staging"
 for lib in libsherpa-onnx-c-api.so libonnxruntime.so; do
@@ -21,6 +35,12 @@ for lib in libsherpa-onnx-c-api.so libonnxruntime.so; do
   cp -L "$src" "$staging/"
 done
 # The binary needs nothing else from the model dir at run time.
-ldd target/release/voicebotd | grep -q 'not found' && { ldd target/release/voicebotd; exit 1; }
-cargo deb -p voicebotd --no-build --no-strip
-ls -l target/debian/*.deb
+ldd "$bin_dir/voicebotd" | grep -q 'not found' && { ldd "$bin_dir/voicebotd"; exit 1; }
+mkdir -p "$output"
+if [ "$profile" = release ]; then
+  cargo deb -p voicebotd --no-build --no-strip --output "$output"
+else
+  # A debug build is ~300 MB with symbols: strip it and compress fast.
+  cargo deb -p voicebotd --no-build --profile "$profile" --strip --fast --output "$output"
+fi
+ls -l "$output"/*.deb

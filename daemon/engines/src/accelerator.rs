@@ -15,6 +15,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
@@ -39,6 +40,31 @@ impl fmt::Display for Accelerator {
             Accelerator::Cuda => "CUDA",
             Accelerator::Cpu => "CPU",
         })
+    }
+}
+
+/// The best accelerator any session of this process took (0: none built yet).
+static IN_USE: AtomicU8 = AtomicU8::new(0);
+
+impl Accelerator {
+    fn rank(self) -> u8 {
+        match self {
+            Accelerator::Cpu => 1,
+            Accelerator::Cuda => 2,
+            Accelerator::TensorRt => 3,
+        }
+    }
+}
+
+/// The accelerator the ONNX models run on, as the birth message reports it:
+/// `TensorRT`, `CUDA` or `CPU`, the best any session took; `None` before the
+/// first session.
+pub fn in_use() -> Option<&'static str> {
+    match IN_USE.load(Ordering::Relaxed) {
+        3 => Some("TensorRT"),
+        2 => Some("CUDA"),
+        1 => Some("CPU"),
+        _ => None,
     }
 }
 
@@ -95,6 +121,7 @@ pub fn session(environment: &Environment, model: &Path) -> Result<Session, Sessi
         AcceleratorPolicy::Cpu => Accelerator::Cpu,
     };
     let session = builder.commit_from_file(model)?;
+    IN_USE.fetch_max(accelerator.rank(), Ordering::Relaxed);
     tracing::info!(model = %model.display(), %accelerator, ?policy, "ONNX Runtime session ready");
     Ok(session)
 }

@@ -301,6 +301,9 @@ fn model_updates_fail_safe_on_a_bad_sha256_and_switch_after_a_resumed_download_a
         std::thread::sleep(Duration::from_millis(200));
     }
     let first_birth = recorder.births()[0].clone();
+    // What the box can do: the phone line (SIP is on here), and where the models run.
+    assert_eq!(first_birth["capabilities"]["channels"], json!(["phone"]), "{first_birth}");
+    assert_eq!(first_birth["capabilities"]["accelerator"], "onnx=CPU, whisper=CPU", "{first_birth}");
     let shipped = sha256_file(&model_dir.join(ENGLISH)).unwrap();
     let mut jobs = JobSender { key, port, next: 0 };
 

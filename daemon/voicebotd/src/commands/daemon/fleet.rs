@@ -60,7 +60,12 @@ pub(super) fn start(
                 .map(str::to_owned)
                 .collect(),
             languages: pack.languages.iter().map(|l| l.to_string()).collect(),
-            accelerator: None,
+            // The engines are loaded before the fleet starts: what the models run on.
+            accelerator: Some(format!(
+                "onnx={}, whisper={}",
+                voicebot_engines::accelerator::in_use().unwrap_or("none"),
+                if cfg!(feature = "cuda") { "CUDA" } else { "CPU" }
+            )),
             commands: COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
         },
         config_hash: sha256_hex(config_text.as_bytes()),
