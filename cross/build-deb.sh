@@ -5,9 +5,9 @@
 # the binary's rpath $ORIGIN/../lib/voicebotd).
 #
 #   cross/build-deb.sh                    # -> target/debian/voicebotd_<version>_<arch>.deb
-#   cross/build-deb.sh --profile dev --output DIR
+#   cross/build-deb.sh --profile dev --no-build --output DIR
 #                                         # a quick, stripped package of the debug build
-#                                         # (what tests/package.rs checks)
+#                                         # as it is (what tests/package.rs checks)
 #
 # Needs the models' sherpa-onnx runtime (scripts/setup.sh) and cargo-deb
 # (installed with `cargo install cargo-deb --locked` if missing).
@@ -16,16 +16,18 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 profile=release
 output=target/debian
+build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --output) output="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --no-build) build=no; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "build-deb: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
-cargo build --profile "$profile" --locked -p voicebotd
+[ "$build" = no ] || cargo build --profile "$profile" --locked -p voicebotd
 bin_dir=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 staging=target/deb-staging/lib
 rm -rf "$staging" && mkdir -p "$staging"

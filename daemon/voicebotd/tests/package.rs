@@ -1,4 +1,4 @@
-//! The .deb: `cross/build-deb.sh` (cargo-deb) builds it from this build; the
+//! The .deb: `cross/build-deb.sh` (cargo-deb) packages this test build's binary; the
 //! test checks its control data and contents with `dpkg-deb`, unpacks it into
 //! a throwaway root, and runs the packaged binary from there: it must find its
 //! packaged ONNX Runtime and sherpa-onnx through its rpath, accept the
@@ -47,7 +47,9 @@ fn the_deb_carries_the_binary_its_libraries_units_and_config_and_runs_from_an_un
     }
     let dir = scratch("package");
     let out_dir = dir.join("deb");
-    run(Command::new(repo().join("cross/build-deb.sh")).args(["--profile", "dev", "--output"]).arg(&out_dir));
+    run(Command::new(repo().join("cross/build-deb.sh"))
+        .args(["--profile", "dev", "--no-build", "--output"])
+        .arg(&out_dir));
     let deb = std::fs::read_dir(&out_dir)
         .unwrap()
         .flatten()
