@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use voicebot_core::config::Config;
@@ -111,6 +111,8 @@ impl FleetSettings {
 pub struct Fleet {
     outbox: Arc<Mutex<Outbox>>,
     wake: Arc<Notify>,
+    /// Bumped by the driver after each commit of delivered marks.
+    delivered: watch::Receiver<u64>,
     /// Call events and reports for the driver: `(topic, body)`.
     calls: mpsc::Sender<(String, Value)>,
     metrics: Arc<CallMetrics>,
@@ -139,11 +141,13 @@ impl Fleet {
         let topics = Topics::new(&settings.site, &settings.device);
         let outbox = Arc::new(Mutex::new(Outbox::open(&settings.outbox_path, settings.limits)?));
         let wake = Arc::new(Notify::new());
+        let (delivered_tx, delivered) = watch::channel(0);
         let metrics = Arc::new(CallMetrics::default());
         let (calls_tx, calls_rx) = mpsc::channel(CALL_EVENT_QUEUE);
         let online = settings.mqtt.url.is_some();
         if online {
             let options = connection::options(&settings.mqtt, &topics, &settings.site, &settings.device)?;
+            let reader = Outbox::open(&settings.outbox_path, settings.limits)?;
             let ledger = JobLedger::open(&settings.outbox_path)?;
             let now = crate::now_ms();
             let keep_from =
@@ -157,6 +161,8 @@ impl Fleet {
                 info: settings.info.clone(),
                 options,
                 outbox: Arc::clone(&outbox),
+                reader: Arc::new(Mutex::new(reader)),
+                delivered: Arc::new(delivered_tx),
                 ledger: Arc::new(Mutex::new(ledger)),
                 book,
                 restored,
@@ -172,7 +178,7 @@ impl Fleet {
         } else {
             tracing::info!(outbox = %settings.outbox_path.display(), "fleet: no broker configured; tickets stay in the local outbox");
         }
-        Ok(Fleet { outbox, wake, calls: calls_tx, metrics, topics, online })
+        Ok(Fleet { outbox, wake, delivered, calls: calls_tx, metrics, topics, online })
     }
 
     /// Writes a hand-over ticket (and its agent-assist message) durably to the
@@ -235,7 +241,10 @@ impl Fleet {
     }
 
     /// Waits up to `within` for the broker to acknowledge ticket `id`; `true` once it has.
-    /// `false` at once with no broker configured. Polls the outbox off the reactor.
+    /// `false` at once with no broker configured. Returns right after the
+    /// driver commits the ticket's delivered mark (it wakes this), so the wait
+    /// is the PUBACK plus the driver's ack batching (at most 20 ms; none once
+    /// no other ticket is in flight) plus one commit.
     ///
     /// # Cancel safety
     /// Cancel-safe: it only reads.
@@ -244,23 +253,33 @@ impl Fleet {
             return false;
         }
         let deadline = tokio::time::Instant::now() + within;
+        // Subscribed before the first look, so a mark committed in between still wakes us.
+        let mut marks = self.delivered.clone();
+        marks.borrow_and_update();
         loop {
-            let outbox = Arc::clone(&self.outbox);
-            let ticket = id.to_owned();
-            let delivered = tokio::task::spawn_blocking(move || {
-                let outbox = outbox.lock().unwrap_or_else(|p| p.into_inner());
-                outbox.get(&ticket).ok().flatten().is_some_and(|(record, _)| record.delivered_ms.is_some())
-            })
-            .await
-            .unwrap_or(false);
-            if delivered {
+            if self.is_delivered(id).await {
                 return true;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
+            match tokio::time::timeout_at(deadline, marks.changed()).await {
+                Ok(Ok(())) => {
+                    marks.borrow_and_update();
+                }
+                // The deadline passed, or the driver stopped: one last look.
+                Ok(Err(_)) | Err(_) => return self.is_delivered(id).await,
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the outbox has ticket `id` marked delivered, read off the reactor.
+    async fn is_delivered(&self, id: &str) -> bool {
+        let outbox = Arc::clone(&self.outbox);
+        let ticket = id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let outbox = outbox.lock().unwrap_or_else(|p| p.into_inner());
+            outbox.is_delivered(&ticket).ok().flatten().unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     pub fn metrics(&self) -> &Arc<CallMetrics> {
@@ -320,5 +339,79 @@ pub fn job_context(config_path: Option<&Path>, config: &Config, hooks: Arc<dyn D
         model_dir: config.models.dir.clone(),
         models_in_use,
         hooks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::NewTicket;
+
+    /// An online fleet whose driver is the test: it holds the `delivered` watch.
+    fn fleet(dir: &tempfile::TempDir) -> (Fleet, watch::Sender<u64>) {
+        let mut outbox = Outbox::open(&dir.path().join("outbox.db"), OutboxLimits::default()).unwrap();
+        let ticket =
+            NewTicket { id: "T1", caller_id: None, summary: "s", ticket_json: b"{}", assist_json: b"{}" };
+        outbox.enqueue(&ticket, 1).unwrap();
+        let (delivered_tx, delivered) = watch::channel(0);
+        let fleet = Fleet {
+            outbox: Arc::new(Mutex::new(outbox)),
+            wake: Arc::new(Notify::new()),
+            delivered,
+            calls: mpsc::channel(1).0,
+            metrics: Arc::default(),
+            topics: Topics::new("s", "d"),
+            online: true,
+        };
+        (fleet, delivered_tx)
+    }
+
+    fn mark(fleet: &Fleet) {
+        let mut outbox = fleet.outbox.lock().unwrap();
+        let seqs: Vec<i64> = outbox.pending_after(0, 10).unwrap().iter().map(|e| e.seq).collect();
+        outbox.mark_delivered(&seqs, 2).unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_delivered_wakes_on_the_drivers_commit_not_on_a_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fleet, delivered) = fleet(&dir);
+        let waiter = tokio::spawn({
+            let fleet = fleet.clone();
+            async move { fleet.wait_delivered("T1", Duration::from_secs(3600)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Marked in the file, but the driver has not said so: no poll finds it.
+        mark(&fleet);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "woke without the driver's signal: it polls");
+        delivered.send_modify(|n| *n += 1);
+        let woke = tokio::time::timeout(Duration::from_secs(10), waiter).await;
+        assert!(woke.expect("the driver's signal wakes it").unwrap());
+    }
+
+    #[tokio::test]
+    async fn wait_delivered_sees_a_mark_committed_before_it_started_and_times_out_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fleet, _delivered) = fleet(&dir);
+        assert!(
+            !fleet.wait_delivered("T1", Duration::from_millis(30)).await,
+            "not delivered: the bound holds"
+        );
+        mark(&fleet);
+        assert!(fleet.wait_delivered("T1", Duration::ZERO).await);
+        assert!(!fleet.wait_delivered("NONE", Duration::ZERO).await);
+    }
+
+    #[tokio::test]
+    async fn wait_delivered_gives_up_at_once_when_the_driver_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fleet, delivered) = fleet(&dir);
+        drop(delivered);
+        let waited = tokio::time::timeout(
+            Duration::from_secs(10),
+            fleet.wait_delivered("T1", Duration::from_secs(3600)),
+        );
+        assert!(!waited.await.expect("returns without waiting out its bound"));
     }
 }

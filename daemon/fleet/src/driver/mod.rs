@@ -5,10 +5,19 @@
 //! replay the outbox (at most [`MAX_TICKETS_IN_FLIGHT`] unacknowledged), mark
 //! entries delivered on PUBACK, publish telemetry, run jobs on a blocking
 //! thread one at a time. SQLite work runs in `spawn_blocking`, never on the
-//! reactor. Every queue is bounded: the client's request queue
-//! ([`REQUEST_QUEUE`]) is only ever `try_`-fed — a full queue leaves tickets in
-//! the outbox for the next pump, and drops (and counts) telemetry and call
-//! events, which are not durable by design.
+//! reactor.
+//!
+//! Acknowledgements are committed in the background, one commit at a time
+//! (acks that arrive meanwhile form the next batch), while the driver keeps
+//! refilling the in-flight window from its own read connection: an entry is
+//! marked delivered only after its PUBACK, and a crash before the commit only
+//! makes it go out again. After each commit the driver bumps the `delivered`
+//! watch, which wakes [`crate::Fleet::wait_delivered`].
+//!
+//! Every queue is bounded: the client's request queue ([`REQUEST_QUEUE`]) is
+//! only ever `try_`-fed — a full queue leaves tickets in the outbox for the
+//! next pump, and drops (and counts) telemetry and call events, which are not
+//! durable by design.
 //!
 //! Shutdown: on cancel the driver stops taking new work, keeps delivering
 //! until nothing is in flight and the outbox is empty or the flush deadline
@@ -17,12 +26,14 @@
 
 mod poller;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -45,8 +56,14 @@ pub const MAX_TICKETS_IN_FLIGHT: usize = 64;
 pub const REQUEST_QUEUE: usize = 256;
 /// Acknowledged entries are marked delivered in batches of up to this many…
 const ACK_BATCH: usize = 64;
-/// …or after this long.
+/// …or after this long; at once when nothing else is in flight (no more acks
+/// to wait for), or when the batch holds a ticket and no other ticket is in
+/// flight (a transfer may be waiting on it, while its assist's PUBACK can
+/// trail by a TCP delayed ACK when the broker has Nagle on, as mosquitto does
+/// by default).
 const ACK_LINGER: Duration = Duration::from_millis(20);
+/// A PUBACK refills the window once this many entries fit (fewer reads per ack).
+const REFILL_AT: usize = MAX_TICKETS_IN_FLIGHT / 4;
 
 /// What the driver needs; built by [`crate::Fleet::start`].
 pub(crate) struct DriverParts {
@@ -55,7 +72,13 @@ pub(crate) struct DriverParts {
     pub(crate) device: String,
     pub(crate) info: DeviceInfo,
     pub(crate) options: rumqttc::MqttOptions,
+    /// The fleet's outbox connection: the driver writes delivered marks with it.
     pub(crate) outbox: Arc<Mutex<Outbox>>,
+    /// A second connection to the same file, for the driver's reads: with WAL
+    /// they go on while a hand-over or a delivered mark commits.
+    pub(crate) reader: Arc<Mutex<Outbox>>,
+    /// Bumped after every commit of delivered marks.
+    pub(crate) delivered: Arc<watch::Sender<u64>>,
     pub(crate) ledger: Arc<Mutex<JobLedger>>,
     pub(crate) book: JobBook,
     pub(crate) restored: Vec<Action>,
@@ -79,8 +102,17 @@ struct Driver {
     client: AsyncClient,
     tracker: DeliveryTracker,
     cursor: i64,
+    /// The last read found nothing after `cursor`: acks need not read again
+    /// until a hand-over wakes the driver.
+    exhausted: bool,
     connected: bool,
     acked: Vec<i64>,
+    /// Some of `acked` are tickets (not only assists): someone may wait on them.
+    acked_ticket: bool,
+    /// Ticket entries (not assists) published and not yet acknowledged.
+    tickets_in_flight: HashSet<i64>,
+    /// The background commit of delivered marks, if one runs.
+    committing: Option<JoinHandle<()>>,
     pending_actions: Vec<Action>,
     jobs_tx: mpsc::Sender<JobEvent>,
     started: Instant,
@@ -95,7 +127,12 @@ struct Driver {
 
 /// Starts the poller and the driver on `tasks`.
 pub(crate) fn spawn(parts: DriverParts, tasks: &TaskTracker, shutdown: CancellationToken) {
-    let (client, eventloop) = AsyncClient::new(parts.options.clone(), REQUEST_QUEUE);
+    let (client, mut eventloop) = AsyncClient::new(parts.options.clone(), REQUEST_QUEUE);
+    // A ticket and its assist go out back to back: with Nagle the second
+    // waits for the broker's TCP ACK of the first (a delayed ACK, ~40 ms).
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let (events_tx, events_rx) = mpsc::channel(REQUEST_QUEUE);
     let (jobs_tx, jobs_rx) = mpsc::channel(64);
     let stop_poller = CancellationToken::new();
@@ -106,8 +143,12 @@ pub(crate) fn spawn(parts: DriverParts, tasks: &TaskTracker, shutdown: Cancellat
         client,
         tracker: DeliveryTracker::new(),
         cursor: 0,
+        exhausted: false,
         connected: false,
         acked: vec![],
+        acked_ticket: false,
+        tickets_in_flight: HashSet::new(),
+        committing: None,
         jobs_tx,
         started: Instant::now(),
         dropped: 0,
@@ -155,23 +196,31 @@ impl Driver {
                     }
                     None => break,
                 },
-                () = wake.notified(), if self.connected => self.pump().await,
+                () = wake.notified(), if self.connected => {
+                    self.exhausted = false;
+                    self.pump().await;
+                }
+                () = commit_done(&mut self.committing), if self.committing.is_some() => self.committing = None,
                 _ = telemetry.tick(), if self.connected && deadline.is_none() => self.publish_telemetry().await,
                 Some((topic, body)) = self.parts.calls.recv(), if deadline.is_none() => self.publish_call(topic, body),
                 Some(job) = jobs.recv() => self.on_job_event(job),
-                () = tokio::time::sleep_until(linger_at), if linger.is_some() => {}
+                () = tokio::time::sleep_until(linger_at), if linger.is_some() && self.committing.is_none() => {}
             }
-            if !self.acked.is_empty() {
-                match linger {
-                    None if self.acked.len() < ACK_BATCH && deadline.is_none() => {
-                        linger = Some(tokio::time::Instant::now() + ACK_LINGER);
-                    }
-                    Some(at) if at > tokio::time::Instant::now() && self.acked.len() < ACK_BATCH => {}
-                    _ => {
-                        linger = None;
-                        self.flush_acks().await;
-                        self.pump().await;
-                    }
+            if self.acked.is_empty() {
+                // Committed elsewhere (a connection loss flushes): no timer left to run.
+                linger = None;
+            } else if self.committing.is_none() {
+                let now = tokio::time::Instant::now();
+                let due = self.acked.len() >= ACK_BATCH
+                    || self.tracker.in_flight() == 0
+                    || (self.acked_ticket && self.tickets_in_flight.is_empty())
+                    || deadline.is_some()
+                    || linger.is_some_and(|at| at <= now);
+                if due {
+                    linger = None;
+                    self.start_commit();
+                } else if linger.is_none() {
+                    linger = Some(now + ACK_LINGER);
                 }
             }
             self.run_actions().await;
@@ -192,7 +241,7 @@ impl Driver {
         if !self.connected {
             return true;
         }
-        if self.tracker.in_flight() > 0 || !self.acked.is_empty() {
+        if self.tracker.in_flight() > 0 || !self.acked.is_empty() || self.committing.is_some() {
             return false;
         }
         self.pump().await;
@@ -222,6 +271,12 @@ impl Driver {
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(seq) = self.tracker.acked(ack.pkid) {
                     self.acked.push(seq);
+                    self.acked_ticket |= self.tickets_in_flight.remove(&seq);
+                    // Refill now: the window need not wait for the commit.
+                    let room = MAX_TICKETS_IN_FLIGHT.saturating_sub(self.tracker.in_flight());
+                    if !self.exhausted && room >= REFILL_AT {
+                        self.pump().await;
+                    }
                 }
             }
             Event::Incoming(Packet::Publish(publish)) => self.on_command(&publish.topic, &publish.payload),
@@ -239,7 +294,9 @@ impl Driver {
         self.connected = true;
         self.last_failure = None;
         self.tracker.reset();
+        self.tickets_in_flight.clear();
         self.cursor = 0;
+        self.exhausted = false;
         self.publish_birth();
         self.republish_unreported().await;
         let topics = &self.parts.topics;
@@ -301,6 +358,7 @@ impl Driver {
         self.last_failure = Some(error.to_owned());
         self.connected = false;
         self.tracker.reset();
+        self.tickets_in_flight.clear();
         self.flush_acks().await;
         info!(retry_in_ms = retry_in.as_millis() as u64, "fleet: reconnecting after backoff");
     }
@@ -338,43 +396,61 @@ impl Driver {
             return;
         }
         let after = self.cursor;
-        let outbox = Arc::clone(&self.parts.outbox);
-        let read = tokio::task::spawn_blocking(move || lock(&outbox).pending_after(after, room)).await;
+        let reader = Arc::clone(&self.parts.reader);
+        let read = tokio::task::spawn_blocking(move || lock(&reader).pending_after(after, room)).await;
         let entries: Vec<PendingEntry> = match read {
             Ok(Ok(entries)) => entries,
             Ok(Err(e)) => return error!(error = %e, "fleet: cannot read the outbox"),
             Err(e) => return error!(error = %e, "fleet: outbox read panicked"),
         };
+        self.exhausted = entries.len() < room;
         for entry in entries {
             let topic = match entry.kind {
                 EntryKind::Ticket => self.parts.topics.event_ticket(),
                 EntryKind::Assist => self.parts.topics.agent_assist(&entry.ticket_id),
             };
             if !self.publish(topic, QoS::AtLeastOnce, false, entry.payload, Tag::Outbox(entry.seq)) {
+                // The client's queue is full: the next ack reads them again.
+                self.exhausted = false;
                 break;
+            }
+            if entry.kind == EntryKind::Ticket {
+                self.tickets_in_flight.insert(entry.seq);
             }
             self.cursor = entry.seq;
         }
     }
 
-    async fn flush_acks(&mut self) {
-        if self.acked.is_empty() {
-            return;
-        }
+    /// Starts committing the acknowledged entries in the background.
+    fn start_commit(&mut self) {
+        debug_assert!(self.committing.is_none(), "one commit at a time");
         let seqs = std::mem::take(&mut self.acked);
+        self.acked_ticket = false;
         let outbox = Arc::clone(&self.parts.outbox);
-        let done = tokio::task::spawn_blocking(move || lock(&outbox).mark_delivered(&seqs, now_ms())).await;
-        match done {
-            Ok(Ok(())) => {}
-            // Left pending: delivered again next session (a duplicate, never a loss).
-            Ok(Err(e)) => error!(error = %e, "fleet: cannot mark tickets delivered"),
-            Err(e) => error!(error = %e, "fleet: marking delivered panicked"),
+        let delivered = Arc::clone(&self.parts.delivered);
+        self.committing = Some(tokio::task::spawn_blocking(move || {
+            match lock(&outbox).mark_delivered(&seqs, now_ms()) {
+                Ok(()) => delivered.send_modify(|marks| *marks = marks.wrapping_add(1)),
+                // Left pending: delivered again next session (a duplicate, never a loss).
+                Err(e) => error!(error = %e, "fleet: cannot mark tickets delivered"),
+            }
+        }));
+    }
+
+    /// Waits for the running commit, then commits what is left.
+    async fn flush_acks(&mut self) {
+        commit_done(&mut self.committing).await;
+        self.committing = None;
+        if !self.acked.is_empty() {
+            self.start_commit();
+            commit_done(&mut self.committing).await;
+            self.committing = None;
         }
     }
 
     async fn publish_telemetry(&mut self) {
-        let outbox = Arc::clone(&self.parts.outbox);
-        let stats = tokio::task::spawn_blocking(move || lock(&outbox).stats()).await;
+        let reader = Arc::clone(&self.parts.reader);
+        let stats = tokio::task::spawn_blocking(move || lock(&reader).stats()).await;
         let stats = match stats {
             Ok(Ok(s)) => s,
             _ => return warn!("fleet: outbox stats unreadable; telemetry skipped"),
@@ -519,6 +595,18 @@ impl Driver {
             let outcome = apply::execute(&job, &context, &mut progress);
             let _ = events.blocking_send(JobEvent::Finished { job_id, outcome });
         });
+    }
+}
+
+/// Until the background commit (if any) ends.
+///
+/// # Cancel safety
+/// Cancel-safe: the commit goes on without the handle; poll again to wait for it.
+async fn commit_done(committing: &mut Option<JoinHandle<()>>) {
+    if let Some(handle) = committing
+        && let Err(e) = handle.await
+    {
+        error!(error = %e, "fleet: marking delivered panicked");
     }
 }
 

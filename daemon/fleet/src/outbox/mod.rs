@@ -17,6 +17,10 @@
 //!   the oldest undelivered ticket evicted, and every eviction or expiry is
 //!   counted in the file (`evicted`, `expired`), logged as an error and
 //!   returned to the caller. Nothing undelivered leaves silently.
+//! - An enqueue's cost does not grow with the delivered history the file
+//!   keeps: the bounds read running totals and the caller history an index
+//!   (see `store`). Files written before those existed are migrated on open,
+//!   in one transaction (`PRAGMA user_version` says which schema a file has).
 //!
 //! The clock is the caller's: every time is `now_ms` (Unix milliseconds).
 
@@ -172,10 +176,10 @@ impl Outbox {
                 detail: format!("cannot create directory {}: {source}", dir.display()),
             })?;
         }
-        let conn = rusqlite::Connection::open(path).map_err(|e| OutboxError::from_sqlite(path, "open", e))?;
-        let outbox = Outbox { conn, path: path.to_path_buf(), limits };
-        store::prepare(&outbox.conn, path)?;
-        Ok(outbox)
+        let mut conn =
+            rusqlite::Connection::open(path).map_err(|e| OutboxError::from_sqlite(path, "open", e))?;
+        store::prepare(&mut conn, path)?;
+        Ok(Outbox { conn, path: path.to_path_buf(), limits })
     }
 
     /// Opens an existing outbox to read it (for `voicebotd tickets`), beside a
@@ -255,8 +259,7 @@ impl Outbox {
     /// # Errors
     /// A database error naming the file.
     pub fn list(&self, limit: usize) -> Result<Vec<TicketRecord>, OutboxError> {
-        store::list(&self.conn, None, None, limit)
-            .map_err(|e| OutboxError::from_sqlite(&self.path, "list", e))
+        store::list(&self.conn, limit).map_err(|e| OutboxError::from_sqlite(&self.path, "list", e))
     }
 
     /// Earlier tickets from the same (masked) caller, newest first.
@@ -269,8 +272,16 @@ impl Outbox {
         except: &str,
         limit: usize,
     ) -> Result<Vec<TicketRecord>, OutboxError> {
-        store::list(&self.conn, Some(caller_id), Some(except), limit)
+        store::caller_history(&self.conn, caller_id, except, limit)
             .map_err(|e| OutboxError::from_sqlite(&self.path, "read caller history", e))
+    }
+
+    /// Whether ticket `id` was acknowledged by a broker; `None` if it is not in the outbox.
+    ///
+    /// # Errors
+    /// A database error naming the file.
+    pub fn is_delivered(&self, id: &str) -> Result<Option<bool>, OutboxError> {
+        store::delivered(&self.conn, id).map_err(|e| OutboxError::from_sqlite(&self.path, "read ticket", e))
     }
 
     /// One ticket with its JSON.
