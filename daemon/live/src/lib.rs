@@ -21,10 +21,10 @@ use voicebot_core::{Language, LanguageChoice};
 use voicebot_dialog::call::{CallSetup, Channel, LineKind, Timing, TransferRequest};
 use voicebot_dialog::escalation::EscalationPolicy;
 use voicebot_dialog::ticket::CallContext;
-use voicebot_understanding::pii;
 use voicebot_dialog::ticket::Ticket;
 use voicebot_engines::loader::Engines;
 use voicebot_understanding::analysis::Analyzer;
+use voicebot_understanding::pii;
 
 pub use call::{ConversationSummary, run_conversation};
 

@@ -382,7 +382,8 @@ fn model_updates_fail_safe_on_a_bad_sha256_and_switch_after_a_resumed_download_a
 
     // A config update: [dialog] applies live (for new conversations), the rest on restart.
     let before = std::fs::read_to_string(&config).unwrap();
-    let updated = format!("{before}[dialog]\nend_of_turn_ms = 700\nelder_lines = [\"8001\"]\n[tts]\nrate = 1.1\n");
+    let updated =
+        format!("{before}[dialog]\nend_of_turn_ms = 700\nelder_lines = [\"8001\"]\n[tts]\nrate = 1.1\n");
     let id = jobs.send("config_update", json!({"toml": updated}));
     let (result, _) = recorder.result("config_update", &id, Duration::from_secs(30));
     assert_eq!(result["status"], "succeeded", "{result}");

@@ -621,7 +621,9 @@ fn mqtt_login(config: &Config) -> Result<(), String> {
                 BROKER_CONNACK_TIMEOUT.as_secs()
             )),
             Ok(Ok(ConnectReturnCode::Success)) => Ok(()),
-            Ok(Ok(code)) => Err(voicebot_fleet::connection::explain(&ConnectionError::ConnectionRefused(code))),
+            Ok(Ok(code)) => {
+                Err(voicebot_fleet::connection::explain(&ConnectionError::ConnectionRefused(code)))
+            }
             // The fleet link's own wording: what failed, and which [mqtt] key to fix.
             Ok(Err(e)) => Err(voicebot_fleet::connection::explain(&e)),
         };
