@@ -20,8 +20,8 @@
 //!   whatever it has touched for the life of the process; at an unpredictable
 //!   call it touched another ~140 MiB. That is one shared engine's high-water
 //!   mark, not per-call state, so it is reported apart: RSS here is split
-//!   into engine arenas (anonymous mappings of a power of two ≥ 128 MiB plus
-//!   glibc's one page) and the rest, and the bound applies to the rest. The number of mappings is bounded too,
+//!   into engine arenas (anonymous mappings over 128 MiB: a power of two plus
+//!   glibc's one page, which the kernel may merge with a neighbour) and the rest, and the bound applies to the rest. The number of mappings is bounded too,
 //!   so a new arena per call would not hide there.
 
 mod common;
@@ -48,8 +48,9 @@ const ARENA_KIB: u64 = 128 * 1024;
 struct Memory {
     /// VmRSS.
     rss_kib: u64,
-    /// Resident KiB in engine arenas: anonymous mappings of a power of two of
-    /// [`ARENA_KIB`] or more, plus the page glibc adds.
+    /// Resident KiB in engine arenas: anonymous mappings larger than
+    /// [`ARENA_KIB`] (a power of two plus glibc's page, possibly merged with a
+    /// neighbouring anonymous mapping).
     arena_kib: u64,
     mappings: usize,
     threads: usize,
@@ -77,8 +78,11 @@ impl Memory {
             if let Some(("Size", _)) = line.split_once(':') {
                 size = kib();
             } else if let Some(("Rss", _)) = line.split_once(':') {
-                // posix_memalign of a power of two ≥ 128 MiB: glibc maps one more page.
-                let arena = size >= ARENA_KIB + 4 && (size - 4).is_power_of_two();
+                // posix_memalign of a power of two ≥ 128 MiB (glibc maps one more
+                // page); the kernel may merge it with a neighbouring anonymous
+                // mapping, so any anonymous mapping that large counts (a call's
+                // own state is ~75 MiB in smaller blocks).
+                let arena = size > ARENA_KIB;
                 if anonymous && arena {
                     arena_kib += kib();
                 }
