@@ -9,25 +9,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Broker, Subscriber, free_port, mosquitto, settings, ticket, ticket_ids};
+use common::{Broker, Subscriber, context, free_port, mosquitto, settings, ticket, ticket_ids};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use voicebot_fleet::Fleet;
-use voicebot_fleet::jobs::{JobContext, NoHooks};
 use voicebot_fleet::outbox::Outbox;
 
 const TICKETS: &str = "voicebot/v1/test/box-1/event/ticket";
 const STATUS: &str = "voicebot/v1/test/box-1/status";
-
-fn context() -> JobContext {
-    JobContext {
-        config_path: None,
-        pack_path: None,
-        model_dir: std::env::temp_dir().join("voicebot-fleet-no-models"),
-        models_in_use: vec![],
-        hooks: std::sync::Arc::new(NoHooks),
-    }
-}
 
 fn backlog(path: &std::path::Path) -> u64 {
     Outbox::open_existing(path).unwrap().stats().unwrap().backlog

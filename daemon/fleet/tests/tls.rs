@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use common::logs::Logs;
 use common::pki::{self, Ca, Issued, KeyFormat};
-use common::{Broker, Subscriber, free_port, mosquitto, settings, ticket, ticket_ids};
+use common::{Broker, Subscriber, context, free_port, mosquitto, settings, ticket, ticket_ids};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use voicebot_core::config::{Config, MqttConfig};
 use voicebot_fleet::Fleet;
-use voicebot_fleet::jobs::{JobContext, NoHooks};
 use voicebot_fleet::outbox::Outbox;
 
 const TICKETS: &str = "voicebot/v1/test/box-1/event/ticket";
@@ -44,16 +43,6 @@ fn tls_config(host: &str, port: u16, ca: &Path, client: Option<&Issued>) -> Mqtt
             &format!("client_cert = {}\nclient_key = {}\n", toml_path(&client.cert), toml_path(&client.key));
     }
     mqtt_config(&lines)
-}
-
-fn context() -> JobContext {
-    JobContext {
-        config_path: None,
-        pack_path: None,
-        model_dir: std::env::temp_dir().join("voicebot-fleet-no-models"),
-        models_in_use: vec![],
-        hooks: std::sync::Arc::new(NoHooks),
-    }
 }
 
 fn backlog(path: &Path) -> u64 {

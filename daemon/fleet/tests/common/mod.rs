@@ -289,3 +289,14 @@ pub fn ticket_ids(messages: &[Message], topic: &str) -> Vec<String> {
         .map(|m| m.json()["id"].as_str().expect("ticket id").to_owned())
         .collect()
 }
+
+/// A job context with no config, pack or models, and hooks that refuse.
+pub fn context() -> voicebot_fleet::jobs::JobContext {
+    voicebot_fleet::jobs::JobContext {
+        config_path: None,
+        pack_path: None,
+        model_dir: std::env::temp_dir().join("voicebot-fleet-no-models"),
+        models_in_use: vec![],
+        hooks: std::sync::Arc::new(voicebot_fleet::jobs::NoHooks),
+    }
+}
